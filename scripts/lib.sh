@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# Shared helpers for the edu-rs scripts. Source it; do not run it.
+
+EDU_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EDU_CACHE=${EDU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edu-rs}
+# The LLVM suffix the kernel build uses (clang-19, ld.lld-19, ...).
+EDU_LLVM=${EDU_LLVM:--19}
+# The Linux series we build against.
+EDU_LINUX_SERIES=7.3
+
+say()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
+die()  { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Prefix a command with sudo when we are not root.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Path of the Linux source tree: $LINUX_SRC, or the one setup extracted.
+linux_src() {
+    if [ -n "${LINUX_SRC:-}" ]; then
+        [ -f "$LINUX_SRC/Makefile" ] || die "LINUX_SRC=$LINUX_SRC has no Makefile: point it at a Linux source tree"
+        echo "$LINUX_SRC"
+        return
+    fi
+    local d
+    d=$(ls -d "$EDU_CACHE"/src/linux-source-"$EDU_LINUX_SERIES"* 2>/dev/null | sort -V | tail -n1)
+    [ -n "$d" ] && [ -f "$d/Makefile" ] ||
+        die "no Linux $EDU_LINUX_SERIES source: run scripts/setup, or set LINUX_SRC=/path/to/linux (or KDIR=/path/to/built/tree)"
+    echo "$d"
+}
+
+# Run a long command, keeping its full output in a log file and showing a
+# one-line progress ticker (elapsed time and the last line of output).
+run_with_progress() {
+    local label=$1 log=$2
+    shift 2
+    "$@" >"$log" 2>&1 &
+    local pid=$! start=$SECONDS
+    if [ -t 2 ]; then
+        while kill -0 "$pid" 2>/dev/null; do
+            printf '\r\033[K  %s [%3ds] %s' "$label" $((SECONDS - start)) "$(tail -n1 "$log" 2>/dev/null | cut -c1-60)" >&2
+            sleep 1
+        done
+        printf '\r\033[K' >&2
+    else
+        # Not a terminal (CI): one line every 30 s, enough to show life.
+        local next=30
+        while kill -0 "$pid" 2>/dev/null; do
+            sleep 1
+            if [ $((SECONDS - start)) -ge $next ]; then
+                printf '  %s: %ds, %s\n' "$label" $((SECONDS - start)) "$(tail -n1 "$log" 2>/dev/null | cut -c1-70)" >&2
+                next=$((next + 30))
+            fi
+        done
+    fi
+    if ! wait "$pid"; then
+        tail -n 40 "$log" >&2
+        die "$label failed after $((SECONDS - start))s (full log: $log)"
+    fi
+    say "$label done in $((SECONDS - start))s"
+}
