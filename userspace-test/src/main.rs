@@ -1,22 +1,96 @@
 //! edu-test: drives the edu driver through its char device.
 //!
-//! First cut: opens the device node and reads its identification through
-//! `EDU_IOC_INFO`. The full test suite is issue 3.
-use std::fs::File;
-use std::os::fd::AsRawFd;
+//! Without arguments it runs the lab's flow (`lab.rs`); the subcommands
+//! issue one typed ioctl each (`commands.rs`), run the in-guest test suite
+//! (`selftest.rs`) or measure the driver (`bench.rs`). Every ioctl goes
+//! through the safe wrapper in `device.rs`, which uses the ABI of the
+//! `edu-abi` crate, the same file the kernel module compiles.
+
+mod bench;
+mod cli;
+mod commands;
+mod device;
+mod errno;
+mod json;
+mod lab;
+mod selftest;
+
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    let path = std::env::args().nth(1).unwrap_or_else(|| {
-        if std::path::Path::new("/dev/edu").exists() { "/dev/edu".into() } else { "/dev/edu0".into() }
-    });
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("edu-test: cannot open {path}: {e}");
-            return ExitCode::FAILURE;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::commands::Failure;
+use crate::device::{DevError, Device};
+use crate::json::Json;
+
+/// A device error as JSON: where, which operation, which errno.
+pub fn error_json(e: &DevError) -> Json {
+    Json::obj()
+        .with("device", e.path.as_str())
+        .with("op", e.op)
+        .with("errno", e.errno.0 as u32)
+        .with("errno_name", e.errno.name())
+        .with("message", e.errno.meaning())
+}
+
+/// Reports a failure on stderr (and as JSON on stdout with `--json`).
+fn report(failure: &Failure, json: bool) {
+    match failure {
+        Failure::Dev(e) => {
+            eprintln!("edu-test: {e}");
+            if json {
+                println!("{}", Json::obj().with("error", error_json(e)));
+            }
         }
-    };
-    println!("edu-test: opened {path} (fd {})", file.as_raw_fd());
-    ExitCode::SUCCESS
+        Failure::Other(msg) => {
+            eprintln!("edu-test: {msg}");
+            if json {
+                println!(
+                    "{}",
+                    Json::obj().with("error", Json::obj().with("message", msg.as_str()))
+                );
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<bool, Failure> {
+    let path = cli.device.clone().unwrap_or_else(device::default_path);
+    let json = cli.json;
+    let command = cli.command.unwrap_or(Command::Lab);
+    if let Command::Selftest(args) = &command {
+        return Ok(selftest::run(&path, args, json));
+    }
+    let dev = Device::open(&path)?;
+    match command {
+        Command::Lab => return Ok(lab::run(&dev, json)),
+        Command::Info => commands::info(&dev, json)?,
+        Command::Factorial { n } => commands::factorial(&dev, n, json)?,
+        Command::Liveness { value } => commands::liveness(&dev, value, json)?,
+        Command::Raise { value } => commands::raise(&dev, value, json)?,
+        Command::DmaWrite { range, file } => {
+            commands::dma_write(&dev, range.offset, range.length, &file, json)?
+        }
+        Command::DmaRead { range, file } => {
+            commands::dma_read(&dev, range.offset, range.length, &file, json)?
+        }
+        Command::Bench(args) => bench::run(&dev, &args, json)?,
+        Command::Worker { iters, seed } => return Ok(selftest::worker(&dev, iters, seed)),
+        Command::Selftest(_) => unreachable!("handled above"),
+    }
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(f) => {
+            report(&f, json);
+            ExitCode::FAILURE
+        }
+    }
 }
