@@ -1,0 +1,361 @@
+//! Command line and the validated VM configuration it produces.
+//!
+//! `Cli` is what clap parses; `Config` is what the rest of the VMM consumes.
+//! Everything a user can get wrong is checked here, so the boot code only
+//! sees values in range.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Smallest guest RAM we accept: the boot structures live in the first MiB
+/// and a kernel is loaded at 1 MiB or above.
+pub const MIN_MEMORY_MIB: u64 = 8;
+/// Largest guest RAM we accept (the boot page tables map 4 GiB and RAM above
+/// the PCI hole is placed at 4 GiB; 64 GiB keeps us far from any limit).
+pub const MAX_MEMORY_MIB: u64 = 64 * 1024;
+/// The MP table must fit in the last KiB of base memory, which bounds CPUs.
+pub const MAX_VCPUS: u8 = 16;
+/// Edu devices each take a PCI slot after the host bridge at 00:00.0.
+pub const MAX_EDU_DEVICES: u8 = 8;
+
+/// Errors in the command line values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A memory size could not be parsed.
+    #[error("invalid memory size {0:?}: use a number of MiB, optionally with a K, M or G suffix")]
+    MemorySyntax(String),
+    /// The memory size is outside what we can boot.
+    #[error("memory size {0} MiB is too small: at least {MIN_MEMORY_MIB} MiB is needed")]
+    MemoryTooSmall(u64),
+    /// The memory size is larger than we support.
+    #[error("memory size {0} MiB is too large: at most {MAX_MEMORY_MIB} MiB is supported")]
+    MemoryTooLarge(u64),
+    /// The vCPU count is outside 1..=MAX_VCPUS.
+    #[error("--vcpus {0} is out of range: use 1 to {MAX_VCPUS}")]
+    Vcpus(u8),
+    /// Too many edu devices.
+    #[error("--edu {0} is out of range: use 0 to {MAX_EDU_DEVICES}")]
+    EduCount(u8),
+    /// The DMA mask could not be parsed.
+    #[error("invalid --edu-dma-mask {0:?}: use a number such as 0x0fffffff")]
+    DmaMask(String),
+    /// The serial destination could not be parsed.
+    #[error("invalid --serial {0:?}: use `stdout` or `file:PATH`")]
+    Serial(String),
+    /// The kernel file is missing or unreadable.
+    #[error("kernel {path}: {source}")]
+    Kernel {
+        /// The path given on the command line.
+        path: PathBuf,
+        /// Why it could not be opened.
+        source: std::io::Error,
+    },
+    /// The initramfs file is missing or unreadable.
+    #[error("initramfs {path}: {source}")]
+    Initramfs {
+        /// The path given on the command line.
+        path: PathBuf,
+        /// Why it could not be opened.
+        source: std::io::Error,
+    },
+}
+
+/// Where the guest's serial console goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SerialOut {
+    /// The VMM's standard output.
+    Stdout,
+    /// A file, created or truncated.
+    File(PathBuf),
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    /// Only errors.
+    Error,
+    /// Errors and warnings (guest errors are warnings).
+    Warn,
+    /// Boot steps and the exit reason.
+    Info,
+    /// Device configuration details.
+    Debug,
+    /// Everything, including every exit.
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// edu-vmm: boot a Linux kernel under KVM with emulated edu PCI devices.
+///
+/// The guest's reboot (for example `reboot -f` with `reboot=k`, through the
+/// keyboard controller's reset line) ends the VMM with status 0. A triple
+/// fault or a KVM error ends it with status 1 and names the reason.
+#[derive(Debug, Parser)]
+#[command(name = "edu-vmm", version)]
+pub struct Cli {
+    /// Kernel to boot: a bzImage (64-bit boot protocol) or an ELF vmlinux
+    /// (PVH entry when the image has one, 64-bit entry otherwise).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: PathBuf,
+
+    /// Initial ramdisk (cpio archive) to place in guest memory.
+    #[arg(long, value_name = "PATH")]
+    pub initramfs: Option<PathBuf>,
+
+    /// Kernel command line.
+    #[arg(long, default_value = "console=ttyS0 reboot=k panic=-1")]
+    pub cmdline: String,
+
+    /// Guest RAM in MiB (suffixes K, M, G accepted, e.g. 1G).
+    #[arg(long, default_value = "256", value_name = "SIZE")]
+    pub memory: String,
+
+    /// Number of virtual CPUs.
+    #[arg(long, default_value_t = 1)]
+    pub vcpus: u8,
+
+    /// Number of edu PCI devices (each in its own slot, 00:01.0 upwards).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub edu: u8,
+
+    /// Delay in milliseconds before an edu DMA transfer completes.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub edu_dma_delay_ms: u64,
+
+    /// Mask applied to edu DMA addresses (QEMU's default is 28 bits).
+    #[arg(long, default_value = "0x0fffffff", value_name = "MASK")]
+    pub edu_dma_mask: String,
+
+    /// Serial console destination: `stdout` or `file:PATH`.
+    #[arg(long, default_value = "stdout", value_name = "DEST")]
+    pub serial: String,
+
+    /// Log level for the VMM's own messages (on standard error).
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Log every device access (port and MMIO) the guest makes.
+    #[arg(long)]
+    pub trace_devices: bool,
+
+    /// Do not install the seccomp filters (for debugging only).
+    #[arg(long)]
+    pub no_seccomp: bool,
+}
+
+/// A validated VM configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Kernel image path (checked readable).
+    pub kernel: PathBuf,
+    /// Initramfs path (checked readable).
+    pub initramfs: Option<PathBuf>,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Guest RAM in bytes.
+    pub memory_bytes: u64,
+    /// vCPU count.
+    pub vcpus: u8,
+    /// Number of edu devices.
+    pub edu_devices: u8,
+    /// Edu DMA completion delay.
+    pub edu_dma_delay_ms: u64,
+    /// Edu DMA address mask.
+    pub edu_dma_mask: u64,
+    /// Serial console destination.
+    pub serial: SerialOut,
+    /// Log every device access.
+    pub trace_devices: bool,
+    /// Install seccomp filters.
+    pub seccomp: bool,
+}
+
+/// Parses "256", "256M", "1G", "65536K" into MiB.
+pub fn parse_memory_mib(s: &str) -> Result<u64, Error> {
+    let t = s.trim();
+    let err = || Error::MemorySyntax(s.to_string());
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| err())?;
+    let mib = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" | "M" => n,
+        "G" => n.checked_mul(1024).ok_or_else(err)?,
+        "K" => {
+            if n % 1024 != 0 {
+                return Err(err());
+            }
+            n / 1024
+        }
+        _ => return Err(err()),
+    };
+    if mib < MIN_MEMORY_MIB {
+        return Err(Error::MemoryTooSmall(mib));
+    }
+    if mib > MAX_MEMORY_MIB {
+        return Err(Error::MemoryTooLarge(mib));
+    }
+    Ok(mib)
+}
+
+/// Parses a number in decimal or with a 0x prefix.
+pub fn parse_u64(s: &str) -> Option<u64> {
+    let t = s.trim().replace('_', "");
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+/// Parses `stdout` or `file:PATH`.
+pub fn parse_serial(s: &str) -> Result<SerialOut, Error> {
+    if s == "stdout" {
+        return Ok(SerialOut::Stdout);
+    }
+    match s.strip_prefix("file:") {
+        Some(p) if !p.is_empty() => Ok(SerialOut::File(PathBuf::from(p))),
+        _ => Err(Error::Serial(s.to_string())),
+    }
+}
+
+impl TryFrom<&Cli> for Config {
+    type Error = Error;
+
+    fn try_from(cli: &Cli) -> Result<Self, Error> {
+        let memory_bytes = parse_memory_mib(&cli.memory)? << 20;
+        if cli.vcpus == 0 || cli.vcpus > MAX_VCPUS {
+            return Err(Error::Vcpus(cli.vcpus));
+        }
+        if cli.edu > MAX_EDU_DEVICES {
+            return Err(Error::EduCount(cli.edu));
+        }
+        let edu_dma_mask =
+            parse_u64(&cli.edu_dma_mask).ok_or_else(|| Error::DmaMask(cli.edu_dma_mask.clone()))?;
+        let serial = parse_serial(&cli.serial)?;
+        std::fs::File::open(&cli.kernel).map_err(|source| Error::Kernel {
+            path: cli.kernel.clone(),
+            source,
+        })?;
+        if let Some(p) = &cli.initramfs {
+            std::fs::File::open(p).map_err(|source| Error::Initramfs {
+                path: p.clone(),
+                source,
+            })?;
+        }
+        Ok(Config {
+            kernel: cli.kernel.clone(),
+            initramfs: cli.initramfs.clone(),
+            cmdline: cli.cmdline.clone(),
+            memory_bytes,
+            vcpus: cli.vcpus,
+            edu_devices: cli.edu,
+            edu_dma_delay_ms: cli.edu_dma_delay_ms,
+            edu_dma_mask,
+            serial,
+            trace_devices: cli.trace_devices,
+            seccomp: !cli.no_seccomp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut v = vec!["edu-vmm"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).expect("valid command line")
+    }
+
+    #[test]
+    fn memory_sizes_parse_with_suffixes() {
+        assert_eq!(parse_memory_mib("256").unwrap(), 256);
+        assert_eq!(parse_memory_mib("256M").unwrap(), 256);
+        assert_eq!(parse_memory_mib("1G").unwrap(), 1024);
+        assert_eq!(parse_memory_mib("2GiB").unwrap(), 2048);
+        assert_eq!(parse_memory_mib("16384K").unwrap(), 16);
+        assert!(matches!(
+            parse_memory_mib("1000K"),
+            Err(Error::MemorySyntax(_))
+        ));
+        assert!(matches!(
+            parse_memory_mib("lots"),
+            Err(Error::MemorySyntax(_))
+        ));
+        assert!(matches!(
+            parse_memory_mib("4"),
+            Err(Error::MemoryTooSmall(4))
+        ));
+        assert!(matches!(
+            parse_memory_mib("1024G"),
+            Err(Error::MemoryTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn serial_destinations() {
+        assert_eq!(parse_serial("stdout").unwrap(), SerialOut::Stdout);
+        assert_eq!(
+            parse_serial("file:/x/y").unwrap(),
+            SerialOut::File(PathBuf::from("/x/y"))
+        );
+        assert!(parse_serial("file:").is_err());
+        assert!(parse_serial("tty").is_err());
+    }
+
+    #[test]
+    fn numbers_in_hex_and_decimal() {
+        assert_eq!(parse_u64("0x0fffffff"), Some(0x0fff_ffff));
+        assert_eq!(parse_u64("0xffff_ffff"), Some(0xffff_ffff));
+        assert_eq!(parse_u64("42"), Some(42));
+        assert_eq!(parse_u64("0xg"), None);
+    }
+
+    #[test]
+    fn missing_kernel_is_named() {
+        let c = cli(&["--kernel", "/nonexistent/bzImage"]);
+        let e = Config::try_from(&c).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/bzImage"), "{e}");
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let exe = std::env::current_exe().unwrap();
+        let k = exe.to_str().unwrap();
+        assert!(matches!(
+            Config::try_from(&cli(&["--kernel", k, "--vcpus", "0"])),
+            Err(Error::Vcpus(0))
+        ));
+        assert!(matches!(
+            Config::try_from(&cli(&["--kernel", k, "--edu", "9"])),
+            Err(Error::EduCount(9))
+        ));
+        assert!(matches!(
+            Config::try_from(&cli(&["--kernel", k, "--edu-dma-mask", "x"])),
+            Err(Error::DmaMask(_))
+        ));
+        let ok = Config::try_from(&cli(&["--kernel", k, "--memory", "64", "--edu", "2"])).unwrap();
+        assert_eq!(ok.memory_bytes, 64 << 20);
+        assert_eq!(ok.edu_devices, 2);
+        assert_eq!(ok.edu_dma_mask, 0x0fff_ffff);
+        assert!(ok.seccomp);
+    }
+}

@@ -1,0 +1,211 @@
+//! Legacy port devices: the 8250 UART at 0x3f8 (IRQ 4) and the i8042
+//! keyboard controller's reset line at 0x64, both from vm-superio.
+//!
+//! The UART raises its interrupt through an eventfd registered as an irqfd
+//! for GSI 4, so the guest's interrupt arrives without a VMM round trip.
+//! A write of 0xfe to port 0x64 (Linux's `reboot=k`) signals the reset
+//! eventfd, which ends the VM with status 0.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use vm_superio::{I8042Device, Serial, Trigger};
+use vmm_sys_util::eventfd::EventFd;
+
+/// First port of COM1.
+pub const SERIAL_PORT: u16 = 0x3f8;
+/// Ports decoded by the UART.
+pub const SERIAL_PORT_LEN: u16 = 8;
+/// GSI of COM1.
+pub const SERIAL_IRQ: u32 = 4;
+/// The i8042 data port; the command port is at +4 (0x64).
+pub const I8042_PORT: u16 = 0x60;
+/// Ports decoded by the i8042 (0x60..=0x64).
+pub const I8042_PORT_LEN: u16 = 5;
+
+/// Errors creating legacy devices.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// eventfd creation failed.
+    #[error("creating an eventfd: {0}")]
+    EventFd(#[source] std::io::Error),
+    /// Cloning an eventfd failed.
+    #[error("duplicating an eventfd: {0}")]
+    Clone(#[source] std::io::Error),
+}
+
+/// An eventfd as a vm-superio interrupt or reset trigger.
+#[derive(Debug)]
+pub struct EventFdTrigger(pub EventFd);
+
+impl Trigger for EventFdTrigger {
+    type E = std::io::Error;
+
+    fn trigger(&self) -> std::io::Result<()> {
+        self.0.write(1)
+    }
+}
+
+impl EventFdTrigger {
+    /// A new non-blocking eventfd.
+    pub fn new() -> Result<Self, Error> {
+        EventFd::new(libc::EFD_NONBLOCK)
+            .map(Self)
+            .map_err(Error::EventFd)
+    }
+
+    /// A duplicate of the eventfd (same counter).
+    pub fn try_clone(&self) -> Result<EventFd, Error> {
+        self.0.try_clone().map_err(Error::Clone)
+    }
+}
+
+/// Where the console goes.
+pub type ConsoleOut = Box<dyn Write + Send>;
+
+/// The legacy devices on the port bus.
+pub struct Legacy {
+    serial: Mutex<Serial<EventFdTrigger, vm_superio::serial::NoEvents, ConsoleOut>>,
+    i8042: Mutex<I8042Device<EventFdTrigger>>,
+}
+
+impl Legacy {
+    /// Creates the UART writing to `out` and the i8042.
+    pub fn new(serial_irq: EventFdTrigger, reset: EventFdTrigger, out: ConsoleOut) -> Self {
+        Legacy {
+            serial: Mutex::new(Serial::new(serial_irq, out)),
+            i8042: Mutex::new(I8042Device::new(reset)),
+        }
+    }
+
+    /// Handles a port read if one of ours decodes it.
+    pub fn pio_read(&self, port: u16, data: &mut [u8]) -> bool {
+        if let Some(off) = offset(port, SERIAL_PORT, SERIAL_PORT_LEN) {
+            let v = lock(&self.serial).read(off);
+            data.fill(0);
+            if let Some(b) = data.first_mut() {
+                *b = v;
+            }
+            return true;
+        }
+        if let Some(off) = offset(port, I8042_PORT, I8042_PORT_LEN) {
+            let v = lock(&self.i8042).read(off);
+            data.fill(0);
+            if let Some(b) = data.first_mut() {
+                *b = v;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Handles a port write if one of ours decodes it.
+    pub fn pio_write(&self, port: u16, data: &[u8]) -> bool {
+        let Some(&v) = data.first() else {
+            return false;
+        };
+        if let Some(off) = offset(port, SERIAL_PORT, SERIAL_PORT_LEN) {
+            if let Err(e) = lock(&self.serial).write(off, v) {
+                log::warn!("serial write failed: {e}");
+            }
+            return true;
+        }
+        if let Some(off) = offset(port, I8042_PORT, I8042_PORT_LEN) {
+            if let Err(e) = lock(&self.i8042).write(off, v) {
+                log::warn!("i8042 reset trigger failed: {e:?}");
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Feeds host input to the UART's receive FIFO; returns bytes taken.
+    pub fn serial_input(&self, bytes: &[u8]) -> usize {
+        lock(&self.serial).enqueue_raw_bytes(bytes).unwrap_or(0)
+    }
+
+    /// Flushes the console.
+    pub fn flush(&self) {
+        let _ = lock(&self.serial).writer_mut().flush();
+    }
+}
+
+/// Locks a device even if a previous holder panicked: device state stays
+/// usable, and a VMM thread must never panic because another did.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn offset(port: u16, base: u16, len: u16) -> Option<u8> {
+    port.checked_sub(base).filter(|o| *o < len).map(|o| o as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex as StdMutex};
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<StdMutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn legacy() -> (Legacy, Sink, EventFd) {
+        let sink = Sink::default();
+        let reset = EventFdTrigger::new().unwrap();
+        let r = reset.try_clone().unwrap();
+        let l = Legacy::new(
+            EventFdTrigger::new().unwrap(),
+            reset,
+            Box::new(sink.clone()),
+        );
+        (l, sink, r)
+    }
+
+    #[test]
+    fn serial_output_reaches_the_writer() {
+        let (l, sink, _) = legacy();
+        for b in b"hi\n" {
+            assert!(l.pio_write(SERIAL_PORT, &[*b]));
+        }
+        assert_eq!(&*sink.0.lock().unwrap(), b"hi\n");
+        // Line status: transmitter empty.
+        let mut d = [0u8];
+        assert!(l.pio_read(SERIAL_PORT + 5, &mut d));
+        assert_ne!(d[0] & 0x20, 0);
+    }
+
+    #[test]
+    fn serial_input_is_readable() {
+        let (l, _, _) = legacy();
+        assert_eq!(l.serial_input(b"x"), 1);
+        let mut d = [0u8];
+        assert!(l.pio_read(SERIAL_PORT, &mut d));
+        assert_eq!(d[0], b'x');
+    }
+
+    #[test]
+    fn i8042_reset_signals() {
+        let (l, _, reset) = legacy();
+        assert!(reset.read().is_err(), "no reset yet");
+        assert!(l.pio_write(0x64, &[0xfe]));
+        assert_eq!(reset.read().unwrap(), 1);
+    }
+
+    #[test]
+    fn other_ports_are_not_ours() {
+        let (l, _, _) = legacy();
+        let mut d = [0u8; 1];
+        assert!(!l.pio_read(0x3f7, &mut d));
+        assert!(!l.pio_read(0x400, &mut d));
+        assert!(!l.pio_write(0x80, &[1]));
+        assert!(!l.pio_write(SERIAL_PORT, &[]));
+    }
+}

@@ -1,0 +1,27 @@
+//! edu-vmm: a KVM virtual machine monitor that boots Linux with emulated
+//! edu PCI devices.
+//!
+//! Boot order, one module per step (see `docs/vmm.md`):
+//! [`config`] (command line) -> [`host_kvm`] (open and classify KVM) ->
+//! [`memory`] (guest RAM and address map) -> [`boot`] (kernel, initramfs,
+//! command line, zero page or PVH start_info) -> [`cpu`] (GDT, page tables,
+//! CPUID, MSRs, registers) -> [`legacy`] and [`bus`] (devices) ->
+//! [`mptable`] (CPUs, IOAPIC, interrupt routing) -> [`vcpu`] (run loop) ->
+//! [`seccomp`]; [`vmm`] ties them together.
+
+pub mod boot;
+pub mod bus;
+pub mod config;
+pub mod cpu;
+pub mod host_kvm;
+pub mod legacy;
+pub mod logger;
+pub mod memory;
+pub mod mptable;
+pub mod seccomp;
+pub mod vcpu;
+pub mod vmm;
+
+pub use config::{Cli, Config};
+pub use vcpu::VmExit;
+pub use vmm::Vmm;

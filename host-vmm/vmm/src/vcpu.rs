@@ -1,0 +1,215 @@
+//! The vCPU run loop: one thread per vCPU, `KVM_RUN` until an exit the
+//! device bus handles, or one that ends the VM.
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use kvm_bindings::KVM_EXIT_INTERNAL_ERROR;
+use kvm_ioctls::{VcpuExit, VcpuFd};
+
+use crate::bus::{Bus, PioOutcome};
+
+/// `KVM_SYSTEM_EVENT_SHUTDOWN` and `KVM_SYSTEM_EVENT_RESET`.
+const SYSTEM_EVENT_SHUTDOWN: u32 = 1;
+const SYSTEM_EVENT_RESET: u32 = 2;
+
+/// Why the VM ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmExit {
+    /// The guest asked for a reset (i8042, port 0xcf9, or a KVM system event).
+    Reset,
+    /// The guest powered off through a KVM system event.
+    Shutdown,
+    /// Triple fault (KVM_EXIT_SHUTDOWN) on a vCPU.
+    TripleFault {
+        /// vCPU index.
+        cpu: u8,
+        /// Instruction pointer when it happened, if readable.
+        rip: Option<u64>,
+    },
+    /// KVM could not emulate or run the guest.
+    InternalError {
+        /// vCPU index.
+        cpu: u8,
+        /// KVM's suberror (1 = emulation failure).
+        suberror: u32,
+        /// Instruction pointer, if readable.
+        rip: Option<u64>,
+    },
+    /// VM entry failed.
+    FailEntry {
+        /// vCPU index.
+        cpu: u8,
+        /// Hardware reason.
+        reason: u64,
+    },
+    /// An ioctl failed or an exit we cannot handle arrived.
+    Error {
+        /// vCPU index.
+        cpu: u8,
+        /// What happened.
+        what: String,
+    },
+}
+
+impl VmExit {
+    /// Process exit status: 0 for a guest-requested reset or power-off.
+    pub fn status(&self) -> i32 {
+        match self {
+            VmExit::Reset | VmExit::Shutdown => 0,
+            _ => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for VmExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rip = |r: &Option<u64>| r.map_or("unknown".to_string(), |r| format!("{r:#x}"));
+        match self {
+            VmExit::Reset => write!(f, "guest reset (reboot)"),
+            VmExit::Shutdown => write!(f, "guest shutdown"),
+            VmExit::TripleFault { cpu, rip: r } => {
+                write!(f, "triple fault on vCPU {cpu} at rip {}", rip(r))
+            }
+            VmExit::InternalError {
+                cpu,
+                suberror,
+                rip: r,
+            } => write!(
+                f,
+                "KVM internal error on vCPU {cpu}, suberror {suberror}{} at rip {}",
+                if *suberror == 1 {
+                    " (emulation failure)"
+                } else {
+                    ""
+                },
+                rip(r)
+            ),
+            VmExit::FailEntry { cpu, reason } => {
+                write!(
+                    f,
+                    "VM entry failed on vCPU {cpu}, hardware reason {reason:#x}"
+                )
+            }
+            VmExit::Error { cpu, what } => write!(f, "vCPU {cpu}: {what}"),
+        }
+    }
+}
+
+/// A vCPU ready to run.
+pub struct Vcpu {
+    fd: VcpuFd,
+    id: u8,
+    bus: Arc<Bus>,
+}
+
+impl Vcpu {
+    /// Wraps a configured vCPU.
+    pub fn new(fd: VcpuFd, id: u8, bus: Arc<Bus>) -> Self {
+        Vcpu { fd, id, bus }
+    }
+
+    fn rip(&self) -> Option<u64> {
+        self.fd.get_regs().ok().map(|r| r.rip)
+    }
+
+    fn internal_suberror(&mut self) -> u32 {
+        let run = self.fd.get_kvm_run();
+        if run.exit_reason != KVM_EXIT_INTERNAL_ERROR {
+            return 0;
+        }
+        // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so `internal`
+        // is the member of the exit union KVM filled in; it is plain data.
+        unsafe { run.__bindgen_anon_1.internal.suberror }
+    }
+
+    /// Runs one `KVM_RUN` and handles its exit; `Some` ends the VM.
+    pub fn run_once(&mut self) -> Option<VmExit> {
+        let cpu = self.id;
+        match self.fd.run() {
+            Ok(VcpuExit::IoIn(port, data)) => {
+                self.bus.pio_read(port, data);
+                None
+            }
+            Ok(VcpuExit::IoOut(port, data)) => match self.bus.pio_write(port, data) {
+                PioOutcome::Done => None,
+                PioOutcome::Reset => Some(VmExit::Reset),
+            },
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                self.bus.mmio_read(addr, data);
+                None
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                self.bus.mmio_write(addr, data);
+                None
+            }
+            Ok(VcpuExit::Hlt) => {
+                // With the in-kernel LAPIC, HLT never exits; if it does, the
+                // CPU halted with nothing to wake it.
+                Some(VmExit::Error {
+                    cpu,
+                    what: "halted with interrupts that can never arrive (HLT exit)".into(),
+                })
+            }
+            Ok(VcpuExit::Shutdown) => Some(VmExit::TripleFault {
+                cpu,
+                rip: self.rip(),
+            }),
+            Ok(VcpuExit::SystemEvent(t, _)) => Some(match t {
+                SYSTEM_EVENT_RESET => VmExit::Reset,
+                SYSTEM_EVENT_SHUTDOWN => VmExit::Shutdown,
+                t => VmExit::Error {
+                    cpu,
+                    what: format!("unexpected KVM system event {t}"),
+                },
+            }),
+            Ok(VcpuExit::InternalError) => Some(VmExit::InternalError {
+                cpu,
+                suberror: self.internal_suberror(),
+                rip: self.rip(),
+            }),
+            Ok(VcpuExit::FailEntry(reason, _)) => Some(VmExit::FailEntry { cpu, reason }),
+            Ok(VcpuExit::Intr) | Ok(VcpuExit::IrqWindowOpen) => None,
+            Ok(other) => Some(VmExit::Error {
+                cpu,
+                what: format!("unhandled KVM exit {other:?}"),
+            }),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
+            Err(e) => Some(VmExit::Error {
+                cpu,
+                what: format!("KVM_RUN failed: {e}"),
+            }),
+        }
+    }
+
+    /// Runs until the VM ends, then reports why on `exits`.
+    pub fn run(mut self, exits: Sender<VmExit>) {
+        let reason = loop {
+            if let Some(r) = self.run_once() {
+                break r;
+            }
+        };
+        // The receiver only goes away when the VMM is already exiting.
+        let _ = exits.send(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        assert_eq!(VmExit::Reset.status(), 0);
+        assert_eq!(VmExit::Shutdown.status(), 0);
+        assert_eq!(VmExit::TripleFault { cpu: 0, rip: None }.status(), 1);
+        let e = VmExit::InternalError {
+            cpu: 1,
+            suberror: 1,
+            rip: Some(0x1000),
+        };
+        assert_eq!(e.status(), 1);
+        assert!(e.to_string().contains("emulation failure"));
+        assert!(e.to_string().contains("0x1000"));
+    }
+}

@@ -1,0 +1,313 @@
+//! The VMM: `Vmm::try_from(config)` builds the VM one boot step at a time
+//! (KVM and the VM, memory, kernel, devices, MP table, vCPUs), then `run()`
+//! starts the vCPUs and waits for the reason the VM ends.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+
+use kvm_bindings::{
+    kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
+};
+use kvm_ioctls::{Kvm, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use crate::boot::{self, EntryMode, LoadedKernel};
+use crate::bus::Bus;
+use crate::config::{Config, SerialOut};
+use crate::cpu;
+use crate::host_kvm;
+use crate::legacy::{self, EventFdTrigger, Legacy};
+use crate::memory;
+use crate::mptable;
+use crate::seccomp::{self, ThreadKind};
+use crate::vcpu::{Vcpu, VmExit};
+
+/// Address of the TSS KVM needs on Intel (three pages below the BIOS).
+const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
+
+/// Errors building or running the VM.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Opening KVM failed.
+    #[error(transparent)]
+    Kvm(#[from] host_kvm::Error),
+    /// A VM-level ioctl failed.
+    #[error("{0}: {1}")]
+    VmIoctl(&'static str, #[source] kvm_ioctls::Error),
+    /// Guest memory could not be created.
+    #[error(transparent)]
+    Memory(#[from] memory::Error),
+    /// Loading the kernel, initramfs or command line failed.
+    #[error(transparent)]
+    Boot(#[from] boot::Error),
+    /// Setting up a vCPU failed.
+    #[error(transparent)]
+    Cpu(#[from] cpu::Error),
+    /// The MP table could not be written.
+    #[error(transparent)]
+    MpTable(#[from] mptable::Error),
+    /// Legacy devices could not be created.
+    #[error(transparent)]
+    Legacy(#[from] legacy::Error),
+    /// The serial output file could not be created.
+    #[error("serial output {0}: {1}")]
+    SerialFile(String, #[source] std::io::Error),
+    /// A thread could not be started.
+    #[error("starting thread {0}: {1}")]
+    Thread(String, #[source] std::io::Error),
+    /// Seccomp setup failed.
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::Error),
+    /// All vCPU threads ended without a reason.
+    #[error("all vCPU threads ended without reporting why")]
+    NoExitReason,
+}
+
+/// A VM ready to run.
+pub struct Vmm {
+    config: Config,
+    // Field order matters for drop: vCPUs, then the VM, then its memory.
+    vcpus: Vec<Vcpu>,
+    bus: Arc<Bus>,
+    _vm: Arc<VmFd>,
+    _kvm: Kvm,
+    _mem: GuestMemoryMmap,
+}
+
+impl TryFrom<Config> for Vmm {
+    type Error = Error;
+
+    fn try_from(config: Config) -> Result<Self, Error> {
+        let kind = host_kvm::detect_kind(Path::new("/sys/module"));
+        log::info!("host: {kind}");
+        let kvm = host_kvm::open()?;
+        let vm = Arc::new(Self::create_vm(&kvm)?);
+        let mem = Self::create_memory(&vm, config.memory_bytes)?;
+        let kernel = Self::load_boot_images(&mem, &config)?;
+        let bus = Self::create_devices(&vm, &config)?;
+        let slots: Vec<u8> = Vec::new();
+        mptable::setup(&mem, config.vcpus, &slots)?;
+        let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus)?;
+        Ok(Vmm {
+            config,
+            vcpus,
+            bus,
+            _vm: vm,
+            _kvm: kvm,
+            _mem: mem,
+        })
+    }
+}
+
+impl Vmm {
+    /// Step 1: the VM with its TSS, in-kernel irqchip (PIC, IOAPIC, LAPICs)
+    /// and PIT.
+    fn create_vm(kvm: &Kvm) -> Result<VmFd, Error> {
+        let vm = kvm
+            .create_vm()
+            .map_err(|e| Error::VmIoctl("KVM_CREATE_VM", e))?;
+        vm.set_tss_address(KVM_TSS_ADDRESS)
+            .map_err(|e| Error::VmIoctl("KVM_SET_TSS_ADDR", e))?;
+        vm.create_irq_chip()
+            .map_err(|e| Error::VmIoctl("KVM_CREATE_IRQCHIP", e))?;
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm.create_pit2(pit)
+            .map_err(|e| Error::VmIoctl("KVM_CREATE_PIT2", e))?;
+        Ok(vm)
+    }
+
+    /// Step 2: guest RAM, registered with KVM one slot per region.
+    fn create_memory(vm: &VmFd, size: u64) -> Result<GuestMemoryMmap, Error> {
+        let mem = memory::create_guest_memory(size)?;
+        for (slot, region) in mem.iter().enumerate() {
+            let r = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+            };
+            // SAFETY: the region is a live mapping of `memory_size` bytes
+            // owned by `mem`, which the Vmm keeps (and drops after the VM fd)
+            // for as long as the VM can access it.
+            unsafe { vm.set_user_memory_region(r) }
+                .map_err(|e| Error::VmIoctl("KVM_SET_USER_MEMORY_REGION", e))?;
+        }
+        log::info!(
+            "memory: {} MiB in {} region(s)",
+            size >> 20,
+            mem.num_regions()
+        );
+        Ok(mem)
+    }
+
+    /// Step 3: kernel, initramfs, command line, then the zero page or PVH
+    /// start_info, and the GDT and page tables.
+    fn load_boot_images(mem: &GuestMemoryMmap, c: &Config) -> Result<LoadedKernel, Error> {
+        let kernel = boot::load_kernel(mem, &c.kernel, c.memory_bytes)?;
+        let initramfs = match &c.initramfs {
+            Some(p) => Some(boot::load_initramfs(mem, p, &kernel, c.memory_bytes)?),
+            None => None,
+        };
+        let cmdline_len = boot::load_cmdline(mem, &c.cmdline)?;
+        match kernel.mode {
+            EntryMode::Linux64 => {
+                boot::write_zero_page(mem, &kernel, cmdline_len, initramfs, c.memory_bytes)?
+            }
+            EntryMode::Pvh => boot::write_pvh_start_info(mem, initramfs, c.memory_bytes)?,
+        }
+        cpu::write_boot_tables(mem)?;
+        log::info!(
+            "kernel: {} ({:?}, entry {:#x}, ends {:#x}){}",
+            c.kernel.display(),
+            kernel.mode,
+            kernel.entry.0,
+            kernel.end,
+            initramfs.map_or(String::new(), |i| format!(
+                ", initramfs {} bytes at {:#x}",
+                i.size, i.addr
+            ))
+        );
+        Ok(kernel)
+    }
+
+    /// Step 4: the serial console, the reset port and the PCI devices.
+    fn create_devices(vm: &Arc<VmFd>, c: &Config) -> Result<Arc<Bus>, Error> {
+        let out: legacy::ConsoleOut = match &c.serial {
+            SerialOut::Stdout => Box::new(std::io::stdout()),
+            SerialOut::File(p) => Box::new(
+                File::create(p).map_err(|e| Error::SerialFile(p.display().to_string(), e))?,
+            ),
+        };
+        let serial_irq = EventFdTrigger::new()?;
+        vm.register_irqfd(&serial_irq.0, legacy::SERIAL_IRQ)
+            .map_err(|e| Error::VmIoctl("KVM_IRQFD", e))?;
+        let reset = EventFdTrigger::new()?;
+        let reset_rx = reset.try_clone()?;
+        let bus = Bus::new(
+            Legacy::new(serial_irq, reset, out),
+            reset_rx,
+            c.trace_devices,
+        );
+        Ok(Arc::new(bus))
+    }
+
+    /// Step 5: vCPUs with CPUID, MSRs, LAPIC, and the boot vCPU's registers.
+    fn create_vcpus(
+        kvm: &Kvm,
+        vm: &VmFd,
+        c: &Config,
+        kernel: &LoadedKernel,
+        bus: &Arc<Bus>,
+    ) -> Result<Vec<Vcpu>, Error> {
+        let supported = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|e| Error::VmIoctl("KVM_GET_SUPPORTED_CPUID", e))?;
+        let mut vcpus = Vec::with_capacity(c.vcpus.into());
+        for id in 0..c.vcpus {
+            let fd = vm
+                .create_vcpu(id.into())
+                .map_err(|e| Error::VmIoctl("KVM_CREATE_VCPU", e))?;
+            let mut cpuid = supported.clone();
+            cpu::adjust_cpuid(&mut cpuid, id, c.vcpus);
+            cpu::configure_common(&fd, &cpuid)?;
+            if id == 0 {
+                cpu::configure_boot_vcpu(&fd, kernel.entry.0, kernel.mode)?;
+            }
+            vcpus.push(Vcpu::new(fd, id, bus.clone()));
+        }
+        Ok(vcpus)
+    }
+
+    /// Runs the VM until it ends and returns why.
+    pub fn run(mut self) -> Result<VmExit, Error> {
+        let (tx, rx) = mpsc::channel();
+        let seccomp_on = self.config.seccomp;
+        if !seccomp_on {
+            log::warn!("seccomp filters are off (--no-seccomp)");
+        }
+        let start = std::time::Instant::now();
+        for (i, v) in std::mem::take(&mut self.vcpus).into_iter().enumerate() {
+            let tx = tx.clone();
+            let name = format!("vcpu{i}");
+            std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    if seccomp_on {
+                        if let Err(e) = seccomp::apply(ThreadKind::Vcpu) {
+                            let _ = tx.send(VmExit::Error {
+                                cpu: i as u8,
+                                what: e.to_string(),
+                            });
+                            return;
+                        }
+                    }
+                    v.run(tx)
+                })
+                .map_err(|e| Error::Thread(name, e))?;
+        }
+        drop(tx);
+        self.spawn_console_input(seccomp_on)?;
+        if seccomp_on {
+            seccomp::apply(ThreadKind::Service)?;
+        }
+        let exit = rx.recv().map_err(|_| Error::NoExitReason)?;
+        self.bus.legacy().flush();
+        let s = &self.bus.stats;
+        log::info!(
+            "vm ended after {:.3} s: {exit}; exits: {} port, {} mmio; {} accesses to nothing",
+            start.elapsed().as_secs_f64(),
+            s.pio.load(Ordering::Relaxed),
+            s.mmio.load(Ordering::Relaxed),
+            s.unhandled.load(Ordering::Relaxed),
+        );
+        Ok(exit)
+    }
+
+    /// Forwards standard input to the UART (when there is any).
+    fn spawn_console_input(&self, seccomp_on: bool) -> Result<(), Error> {
+        let bus = self.bus.clone();
+        std::thread::Builder::new()
+            .name("console-in".into())
+            .spawn(move || {
+                if seccomp_on && seccomp::apply(ThreadKind::Service).is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 64];
+                let mut stdin = std::io::stdin();
+                while let Ok(n) = stdin.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut rest = &buf[..n];
+                    while !rest.is_empty() {
+                        let taken = bus.legacy().serial_input(rest);
+                        rest = &rest[taken..];
+                        if taken == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::Thread("console-in".into(), e))?;
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tss_is_below_the_ioapic_and_above_ram() {
+        assert!(KVM_TSS_ADDRESS as u64 > memory::APIC_ADDR);
+        assert!(KVM_TSS_ADDRESS as u64 + 3 * 4096 <= memory::MMIO_GAP_END);
+    }
+}

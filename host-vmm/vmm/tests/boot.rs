@@ -1,0 +1,154 @@
+//! Boot-path tests: the bare-metal guests go through the same memory,
+//! kernel loading, zero page, MP table and vCPU code as Linux.
+
+mod common;
+
+use common::{boot, parse_kv, run_vmm, temp_file};
+
+/// Guest reads the zero page and the MP table; the host compares every
+/// value with what it configured.
+#[test]
+fn guest_reads_boot_params_and_mp_table() {
+    let initrd: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sum: u64 = initrd.iter().map(|&b| u64::from(b)).sum();
+    let rd = temp_file("initrd", &initrd);
+    let r = boot(
+        "bootinfo",
+        &[
+            "--memory",
+            "32",
+            "--vcpus",
+            "3",
+            "--edu",
+            "0",
+            "--initramfs",
+            rd.to_str().unwrap(),
+            "--cmdline",
+            "console=ttyS0 edu.bootinfo=42",
+        ],
+    );
+    r.assert_pass();
+
+    // e820: base RAM, the reserved MP-table/BIOS range, RAM from 1 MiB.
+    let e820: Vec<Vec<u64>> = r
+        .lines("e820 0x")
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(r.value("e820 count", "count"), 3);
+    assert_eq!(
+        e820,
+        vec![
+            vec![0, 0x9_fc00, 1],
+            vec![0x9_fc00, 0x6_0400, 2],
+            vec![0x10_0000, (32 << 20) - 0x10_0000, 1],
+        ]
+    );
+
+    assert_eq!(
+        r.lines("cmdline=")[0],
+        "cmdline=[console=ttyS0 edu.bootinfo=42]"
+    );
+
+    // Initramfs: page aligned at the top of RAM, contents intact.
+    let addr = r.value("initrd", "addr");
+    assert_eq!(r.value("initrd", "size"), 3000);
+    assert_eq!(addr % 4096, 0);
+    assert_eq!(addr, ((32u64 << 20) - 3000) & !0xfff);
+    assert_eq!(r.value("initrd", "sum"), sum);
+
+    // MP table: found at 0x9fc00, checksums verified by the guest, 3 CPUs,
+    // PCI + ISA buses, one IOAPIC, 16 ISA interrupts, LINT0/LINT1.
+    assert_eq!(r.value("mp floating", "floating"), 0x9_fc00);
+    assert_eq!(r.value("mp lapic", "lapic"), 0xfee0_0000);
+    assert_eq!(r.value("mp ioapic", "ioapic"), 0xfec0_0000);
+    let counts = r.lines("mp cpus=")[0];
+    assert_eq!(parse_kv(counts, "cpus"), Some(3));
+    assert_eq!(parse_kv(counts, "buses"), Some(2));
+    assert_eq!(parse_kv(counts, "ioapics"), Some(1));
+    assert_eq!(parse_kv(counts, "ints"), Some(16));
+    assert_eq!(parse_kv(counts, "lints"), Some(2));
+    assert!(
+        r.lines("mp-pci").is_empty(),
+        "no PCI slots without edu devices"
+    );
+    assert!(r.log.contains("guest reset"), "{}", r.log);
+}
+
+/// A triple fault ends the VMM with status 1 and says where.
+#[test]
+fn triple_fault_exits_nonzero_with_reason() {
+    let r = boot("triple_fault", &["--memory", "16", "--edu", "0"]);
+    assert!(r.serial.contains("triple_fault: start"), "{}", r.serial);
+    assert_eq!(r.status, 1, "{}", r.log);
+    assert!(r.log.contains("triple fault on vCPU 0"), "{}", r.log);
+}
+
+/// The same guest runs with the seccomp filters off.
+#[test]
+fn no_seccomp_flag_runs_the_same_guest() {
+    let r = boot(
+        "bootinfo",
+        &["--memory", "16", "--edu", "0", "--no-seccomp"],
+    );
+    r.assert_pass();
+    assert!(r.log.contains("seccomp filters are off"), "{}", r.log);
+}
+
+/// Serial output can go to a file.
+#[test]
+fn serial_to_file() {
+    let out = std::env::temp_dir().join(format!("edu-vmm-it-{}-serial.txt", std::process::id()));
+    let arg = format!("file:{}", out.display());
+    let r = boot(
+        "bootinfo",
+        &["--memory", "16", "--edu", "0", "--serial", &arg],
+    );
+    assert_eq!(r.status, 0, "{}", r.log);
+    assert!(r.serial.is_empty(), "serial went to stdout: {}", r.serial);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.lines().any(|l| l == "PASS"), "{text}");
+}
+
+/// Errors a user can make are named, with status 1 and no guest run.
+#[test]
+fn user_errors_are_named() {
+    let r = run_vmm(&["--kernel", "/nonexistent/bzImage"]);
+    assert_eq!(r.status, 1);
+    assert!(r.log.contains("/nonexistent/bzImage"), "{}", r.log);
+
+    let junk = temp_file("junk-kernel", &[0x42; 4096]);
+    let r = run_vmm(&["--kernel", junk.to_str().unwrap(), "--memory", "16"]);
+    assert_eq!(r.status, 1);
+    assert!(
+        r.log.contains("neither an ELF vmlinux nor a bzImage"),
+        "{}",
+        r.log
+    );
+
+    let g = common::guest("bootinfo");
+    let r = run_vmm(&["--kernel", g.to_str().unwrap(), "--memory", "4"]);
+    assert_eq!(r.status, 1);
+    assert!(r.log.contains("too small"), "{}", r.log);
+
+    let big = temp_file("big-initrd", &vec![0u8; 17 << 20]);
+    let r = run_vmm(&[
+        "--kernel",
+        g.to_str().unwrap(),
+        "--memory",
+        "16",
+        "--initramfs",
+        big.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status, 1);
+    assert!(r.log.contains("does not fit"), "{}", r.log);
+
+    let r = run_vmm(&["--kernel", g.to_str().unwrap(), "--vcpus", "0"]);
+    assert_eq!(r.status, 1);
+    assert!(r.log.contains("--vcpus"), "{}", r.log);
+}

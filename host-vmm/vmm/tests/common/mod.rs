@@ -1,0 +1,164 @@
+//! Shared harness for the integration tests: runs the real `edu-vmm` binary
+//! on a bare-metal guest from `guests/` and returns what it printed.
+//!
+//! Without `/dev/kvm` these tests fail with a message saying so; they never
+//! pass without having run a guest.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest a guest may run before the test kills it.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The outcome of one VMM run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status (-1 if killed by a signal).
+    pub status: i32,
+    /// The guest's serial output.
+    pub serial: String,
+    /// The VMM's log.
+    pub log: String,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Lines of serial output that start with `prefix`.
+    pub fn lines(&self, prefix: &str) -> Vec<&str> {
+        self.serial
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+
+    /// Asserts the guest printed PASS, exited 0 and printed no FAIL.
+    pub fn assert_pass(&self) {
+        assert!(
+            self.status == 0
+                && self.serial.lines().any(|l| l == "PASS")
+                && !self.serial.contains("FAIL"),
+            "guest did not pass (status {}):\n--- serial ---\n{}\n--- log ---\n{}",
+            self.status,
+            self.serial,
+            self.log
+        );
+    }
+
+    /// Parses `key=0x...` from the first line starting with `prefix`.
+    pub fn value(&self, prefix: &str, key: &str) -> u64 {
+        let line = self
+            .lines(prefix)
+            .first()
+            .copied()
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{}", self.serial));
+        parse_kv(line, key).unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+    }
+}
+
+/// Parses `key=0x...` (or decimal) from a line of `key=value` words.
+pub fn parse_kv(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace().find_map(|w| {
+        let v = w.strip_prefix(key)?.strip_prefix('=')?;
+        match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => v.parse().ok(),
+        }
+    })
+}
+
+/// Path of an assembled guest; panics with the build's reason if the
+/// guests could not be built.
+pub fn guest(name: &str) -> PathBuf {
+    if let Some(e) = option_env!("EDU_GUESTS_ERROR") {
+        panic!("bare-metal guests were not assembled (install GNU binutils: as, ld): {e}");
+    }
+    PathBuf::from(env!("OUT_DIR")).join(format!("{name}.elf"))
+}
+
+/// Fails loudly when there is no usable KVM.
+pub fn require_kvm() {
+    let kvm = std::path::Path::new("/dev/kvm");
+    assert!(
+        kvm.exists(),
+        "NOT RUN: /dev/kvm does not exist on this host, so the bare-metal guest \
+         tests cannot run (they need KVM; load kvm_intel/kvm_amd)"
+    );
+    assert!(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(kvm)
+            .is_ok(),
+        "NOT RUN: /dev/kvm cannot be opened (permission?): the bare-metal guest tests need it"
+    );
+}
+
+/// Runs edu-vmm with `args` and returns its output.
+pub fn run_vmm(args: &[&str]) -> Run {
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edu-vmm"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn edu-vmm");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s.code().unwrap_or(-1);
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("edu-vmm {args:?} did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = start.elapsed();
+    let run = Run {
+        status,
+        serial: t_out.join().unwrap_or_default(),
+        log: t_err.join().unwrap_or_default(),
+        elapsed,
+    };
+    eprintln!(
+        "edu-vmm {} -> status {} in {:.3} s",
+        args.join(" "),
+        run.status,
+        elapsed.as_secs_f64()
+    );
+    run
+}
+
+/// Boots the named guest with extra VMM arguments.
+pub fn boot(name: &str, extra: &[&str]) -> Run {
+    require_kvm();
+    let g = guest(name);
+    let mut args = vec!["--kernel", g.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra);
+    run_vmm(&args)
+}
+
+/// A file under the system temp dir unique to this test process.
+pub fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("edu-vmm-it-{}-{name}", std::process::id()));
+    std::fs::write(&p, bytes).expect("write temp file");
+    p
+}
