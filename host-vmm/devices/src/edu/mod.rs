@@ -445,3 +445,174 @@ impl<M: GuestMemory + Send + Sync + 'static> PciDevice for EduDevice<M> {
         Some(IntxPin::A)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::regs::*;
+    use super::*;
+    use edu_pci::config::{BAR0, COMMAND, COMMAND_MASTER, COMMAND_MEMORY};
+    use edu_pci::{PciAddress, PciBus, RecordingInterrupts};
+    use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+    fn mem() -> GuestMemoryMmap {
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap()
+    }
+
+    fn device(cfg: EduConfig) -> (EduDevice<GuestMemoryMmap>, Arc<RecordingInterrupts>) {
+        let irq = Arc::new(RecordingInterrupts::new());
+        let edu = EduDevice::new(cfg, mem(), irq.clone()).unwrap();
+        edu.config_write(COMMAND, &(COMMAND_MEMORY | COMMAND_MASTER).to_le_bytes());
+        (edu, irq)
+    }
+
+    #[test]
+    fn default_config_is_qemus() {
+        let c = EduConfig::default();
+        assert_eq!(c.dma_delay, Duration::from_millis(100));
+        assert_eq!(c.dma_mask, 0x0fff_ffff);
+        assert_eq!(c.clock, EduClock::Thread);
+        assert_eq!(c.rejected_read, RejectedRead::AllOnes);
+    }
+
+    #[test]
+    fn thread_clock_factorial_completes_on_its_own() {
+        let (edu, irq) = device(EduConfig::default());
+        edu.write_u32(REG_STATUS, STATUS_IRQFACT);
+        edu.write_u32(REG_FACTORIAL, 10);
+        assert!(edu.wait_idle(Duration::from_secs(5)));
+        assert_eq!(edu.read_u32(REG_FACTORIAL), 3_628_800);
+        assert_eq!(edu.read_u32(REG_STATUS), STATUS_IRQFACT);
+        assert_eq!(edu.read_u32(REG_IRQ_STATUS), IRQ_FACTORIAL);
+        assert!(irq.intx_level(IntxPin::A));
+    }
+
+    #[test]
+    fn thread_clock_dma_honours_the_delay() {
+        let (edu, irq) = device(EduConfig {
+            dma_delay: Duration::from_millis(50),
+            ..EduConfig::default()
+        });
+        edu.memory()
+            .write_slice(&[1, 2, 3, 4], GuestAddress(0x100))
+            .unwrap();
+        let start = Instant::now();
+        edu.write_u64(REG_DMA_SRC, 0x100);
+        edu.write_u64(REG_DMA_DST, DMA_BUF_START);
+        edu.write_u64(REG_DMA_CNT, 4);
+        edu.write_u64(REG_DMA_CMD, DMA_CMD_RUN | DMA_CMD_IRQ);
+        assert_eq!(edu.read_u64(REG_DMA_CMD) & DMA_CMD_RUN, DMA_CMD_RUN);
+        assert!(edu.busy());
+        assert!(edu.next_deadline().is_some());
+        assert!(edu.wait_idle(Duration::from_secs(5)));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert_eq!(edu.read_u64(REG_DMA_CMD), DMA_CMD_IRQ);
+        let mut b = [0u8; 4];
+        edu.read_dma_buffer(0, &mut b);
+        assert_eq!(b, [1, 2, 3, 4]);
+        assert!(irq.intx_level(IntxPin::A));
+        assert_eq!(edu.next_deadline(), None);
+    }
+
+    #[test]
+    fn thread_clock_dma_delay_zero() {
+        let (edu, _irq) = device(EduConfig {
+            dma_delay: Duration::ZERO,
+            ..EduConfig::default()
+        });
+        for _ in 0..100 {
+            edu.write_u64(REG_DMA_SRC, DMA_BUF_START);
+            edu.write_u64(REG_DMA_DST, 0x2000);
+            edu.write_u64(REG_DMA_CNT, 4096);
+            edu.write_u64(REG_DMA_CMD, DMA_CMD_RUN | DMA_CMD_TO_RAM);
+            assert!(edu.wait_idle(Duration::from_secs(5)));
+        }
+        assert_eq!(edu.stats().dma_completed, 100);
+    }
+
+    #[test]
+    fn wait_idle_times_out_without_hanging() {
+        let (edu, _irq) = device(EduConfig {
+            dma_delay: Duration::from_secs(3600),
+            ..EduConfig::default()
+        });
+        edu.write_u64(REG_DMA_CMD, DMA_CMD_RUN);
+        assert!(!edu.wait_idle(Duration::from_millis(20)));
+        // Dropping a device with a pending transfer stops the worker.
+    }
+
+    #[test]
+    fn manual_clock_is_deterministic() {
+        let (edu, irq) = device(EduConfig {
+            dma_delay: Duration::from_millis(100),
+            ..EduConfig::manual()
+        });
+        edu.write_u32(REG_FACTORIAL, 5);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            edu.read_u32(REG_STATUS) & STATUS_COMPUTING,
+            1,
+            "no thread runs it"
+        );
+        assert!(edu.busy());
+        edu.advance(Duration::ZERO);
+        assert_eq!(edu.read_u32(REG_FACTORIAL), 120);
+        edu.write_u64(REG_DMA_CMD, DMA_CMD_RUN | DMA_CMD_IRQ);
+        assert_eq!(edu.next_deadline(), Some(Duration::from_millis(100)));
+        edu.advance(Duration::from_millis(60));
+        assert_eq!(edu.next_deadline(), Some(Duration::from_millis(40)));
+        assert!(edu.busy());
+        assert!(edu.wait_idle(Duration::ZERO));
+        assert_eq!(edu.read_u32(REG_IRQ_STATUS), IRQ_DMA);
+        assert_eq!(edu.dma_regs().cmd, DMA_CMD_IRQ);
+        let _ = irq;
+    }
+
+    #[test]
+    fn on_a_pci_bus_through_cf8_and_mmio() {
+        let irq = Arc::new(RecordingInterrupts::new());
+        let edu = Arc::new(EduDevice::new(EduConfig::manual(), mem(), irq.clone()).unwrap());
+        let mut bus = PciBus::new();
+        let slot = bus.add_device(edu.clone()).unwrap();
+        let cf8 = |reg: u32| {
+            bus.config_io_write(
+                0,
+                &(0x8000_0000 | (u32::from(slot) << 11) | reg).to_le_bytes(),
+            )
+        };
+        cf8(0);
+        let mut b = [0u8; 4];
+        bus.config_io_read(4, &mut b);
+        assert_eq!(u32::from_le_bytes(b), 0x11e8_1234);
+        cf8(BAR0 as u32);
+        bus.config_io_write(4, &[0xff; 4]);
+        bus.config_io_read(4, &mut b);
+        assert_eq!(u32::from_le_bytes(b), 0xfff0_0000, "1 MiB BAR");
+        bus.config_io_write(4, &0xfea0_0000u32.to_le_bytes());
+        cf8(COMMAND as u32);
+        bus.config_io_write(4, &(COMMAND_MEMORY | COMMAND_MASTER).to_le_bytes());
+        assert!(bus.mmio_read(0xfea0_0000, &mut b));
+        assert_eq!(u32::from_le_bytes(b), ID_VALUE);
+        assert!(bus.mmio_write(0xfea0_0000 + REG_IRQ_RAISE, &1u32.to_le_bytes()));
+        assert!(irq.intx_level(IntxPin::A));
+        assert_eq!(edu.interrupt_pin(), Some(IntxPin::A));
+        assert_eq!(edu.bar(0).map(|s| s.size), Some(1 << 20));
+        assert_eq!(edu.bar(1), None);
+        let a = PciAddress::new(0, slot, 0);
+        bus.config_read(a, 0x3d, &mut b[..1]);
+        assert_eq!(b[0], 1);
+        edu.bar_read(1, 0, &mut b);
+        assert_eq!(b, [0xff; 4]);
+        edu.bar_write(1, 0, &b);
+    }
+
+    #[test]
+    fn bus_device_trait_reaches_bar0() {
+        let (edu, _) = device(EduConfig::manual());
+        let d: &dyn BusDevice = &edu;
+        d.write(REG_LIVENESS, &5u32.to_le_bytes());
+        let mut b = [0u8; 4];
+        d.read(REG_LIVENESS, &mut b);
+        assert_eq!(u32::from_le_bytes(b), !5);
+        assert!(format!("{edu:?}").contains("EduDevice"));
+    }
+}

@@ -448,3 +448,542 @@ impl EduState {
         self.update_intx_line(irq);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edu_pci::config::{
+        COMMAND, COMMAND_INTX_DISABLE, COMMAND_MASTER, COMMAND_MEMORY, STATUS, STATUS_INTERRUPT,
+    };
+    use edu_pci::{InterruptEvent, MsiMessage, RecordingInterrupts};
+    use vm_memory::GuestMemoryMmap;
+
+    const MEM_SIZE: usize = 1 << 20;
+    const T0: Duration = Duration::ZERO;
+
+    struct Rig {
+        s: EduState,
+        mem: GuestMemoryMmap,
+        irq: RecordingInterrupts,
+        now: Duration,
+    }
+
+    impl Rig {
+        fn with(cfg: EduConfig) -> Self {
+            let mut r = Rig {
+                s: EduState::new(&cfg).unwrap(),
+                mem: GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap(),
+                irq: RecordingInterrupts::new(),
+                now: T0,
+            };
+            r.cfg_w16(COMMAND, COMMAND_MEMORY | COMMAND_MASTER);
+            r
+        }
+        fn new() -> Self {
+            Self::with(EduConfig::manual())
+        }
+        fn r32(&mut self, off: u64) -> u32 {
+            let mut b = [0u8; 4];
+            self.s.mmio_read(off, &mut b);
+            u32::from_le_bytes(b)
+        }
+        fn r64(&mut self, off: u64) -> u64 {
+            let mut b = [0u8; 8];
+            self.s.mmio_read(off, &mut b);
+            u64::from_le_bytes(b)
+        }
+        fn w32(&mut self, off: u64, v: u32) -> Kick {
+            self.s
+                .mmio_write(off, &v.to_le_bytes(), self.now, &self.irq)
+        }
+        fn w64(&mut self, off: u64, v: u64) -> Kick {
+            self.s
+                .mmio_write(off, &v.to_le_bytes(), self.now, &self.irq)
+        }
+        fn step(&mut self, by: Duration) {
+            self.now += by;
+            self.s.process(self.now, &self.mem, &self.irq);
+        }
+        fn cfg_w16(&mut self, off: usize, v: u16) {
+            self.s.config_write(off, &v.to_le_bytes(), &self.irq);
+        }
+        fn cfg_r16(&self, off: usize) -> u16 {
+            self.s.config.read_u16(off)
+        }
+        fn enable_msi(&mut self, addr: u32, data: u16) {
+            self.s.config_write(0x44, &addr.to_le_bytes(), &self.irq);
+            self.s.config_write(0x4c, &data.to_le_bytes(), &self.irq);
+            self.cfg_w16(0x42, 1);
+        }
+        fn dma(&mut self, src: u64, dst: u64, cnt: u64, cmd: u64) {
+            self.w64(REG_DMA_SRC, src);
+            self.w64(REG_DMA_DST, dst);
+            self.w64(REG_DMA_CNT, cnt);
+            assert_eq!(self.w64(REG_DMA_CMD, cmd | DMA_CMD_RUN), Kick::Dma);
+            self.step(Duration::ZERO);
+        }
+        fn buf(&self) -> Vec<u8> {
+            let mut v = vec![0u8; DMA_BUF_SIZE];
+            self.s.read_buffer(0, &mut v);
+            v
+        }
+    }
+
+    #[test]
+    fn config_space_matches_the_lab_report() {
+        // The 64 bytes the lab guest read, after firmware and the driver
+        // programmed BAR0, command and interrupt line.
+        let lab: [u8; 64] = [
+            0x34, 0x12, 0xe8, 0x11, 0x03, 0x01, 0x10, 0x00, 0x10, 0x00, 0xff, 0x00, 0x00, 0x00,
+            0x00, 0x00, //
+            0x00, 0x00, 0xa0, 0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, //
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf4, 0x1a,
+            0x00, 0x11, //
+            0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0b, 0x01,
+            0x00, 0x00,
+        ];
+        let mut r = Rig::new();
+        r.s.config_write(0x10, &0xfea0_0000u32.to_le_bytes(), &r.irq);
+        r.cfg_w16(COMMAND, 0x0103);
+        r.s.config_write(0x3c, &[0x0b], &r.irq);
+        let mut got = [0u8; 64];
+        r.s.config.read(0, &mut got);
+        assert_eq!(got, lab);
+        // MSI capability at 0x40: id 5, end of list, 64-bit, disabled.
+        assert_eq!(r.s.config.read_u32(0x40), 0x0080_0005);
+    }
+
+    #[test]
+    fn bar0_sizes_as_one_mib_32_bit_memory() {
+        let mut r = Rig::new();
+        r.s.config_write(0x10, &[0xff; 4], &r.irq);
+        assert_eq!(r.s.config.read_u32(0x10), 0xfff0_0000);
+    }
+
+    #[test]
+    fn identification_and_liveness() {
+        let mut r = Rig::new();
+        assert_eq!(r.r32(REG_ID), 0x0100_00ed);
+        r.w32(REG_ID, 0);
+        assert_eq!(r.r32(REG_ID), 0x0100_00ed, "read-only");
+        assert_eq!(r.r32(REG_LIVENESS), 0);
+        r.w32(REG_LIVENESS, 0x1234_5678);
+        assert_eq!(r.r32(REG_LIVENESS), !0x1234_5678);
+    }
+
+    #[test]
+    fn factorial_busy_bit_and_result() {
+        let mut r = Rig::new();
+        assert_eq!(r.w32(REG_FACTORIAL, 10), Kick::Factorial);
+        assert_eq!(r.r32(REG_STATUS) & STATUS_COMPUTING, STATUS_COMPUTING);
+        assert_eq!(r.r32(REG_FACTORIAL), 10, "operand visible while computing");
+        r.step(Duration::ZERO);
+        assert_eq!(r.r32(REG_STATUS), 0);
+        assert_eq!(r.r32(REG_FACTORIAL), 0x0037_5f00);
+        assert_eq!(r.s.stats.factorials, 1);
+    }
+
+    #[test]
+    fn factorial_writes_ignored_during_computation() {
+        let mut r = Rig::new();
+        r.w32(REG_FACTORIAL, 5);
+        assert_eq!(r.w32(REG_FACTORIAL, 12), Kick::None);
+        r.step(Duration::ZERO);
+        assert_eq!(r.r32(REG_FACTORIAL), 120);
+        assert_eq!(r.s.stats.ignored_busy_writes, 1);
+    }
+
+    #[test]
+    fn factorial_edge_values() {
+        assert_eq!(factorial(0), 1);
+        assert_eq!(factorial(1), 1);
+        assert_eq!(factorial(12), 479_001_600);
+        assert_eq!(factorial(13), 1_932_053_504, "wraps mod 2^32");
+        assert_eq!(factorial(34), 0);
+        assert_eq!(factorial(u32::MAX), 0);
+        let slow = |n: u32| (1..=n).fold(1u32, |a, v| a.wrapping_mul(v));
+        for n in 0..200 {
+            assert_eq!(factorial(n), slow(n), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn status_irqfact_is_the_only_writable_bit() {
+        let mut r = Rig::new();
+        r.w32(REG_STATUS, 0xffff_ffff);
+        assert_eq!(r.r32(REG_STATUS), STATUS_IRQFACT);
+        r.w32(REG_STATUS, 0x7f);
+        assert_eq!(r.r32(REG_STATUS), 0);
+        // The status register stays writable while computing.
+        r.w32(REG_FACTORIAL, 3);
+        r.w32(REG_STATUS, STATUS_IRQFACT);
+        assert_eq!(r.r32(REG_STATUS), STATUS_IRQFACT | STATUS_COMPUTING);
+    }
+
+    #[test]
+    fn factorial_with_irqfact_raises_intx() {
+        let mut r = Rig::new();
+        r.w32(REG_STATUS, STATUS_IRQFACT);
+        r.w32(REG_FACTORIAL, 4);
+        r.step(Duration::ZERO);
+        assert_eq!(r.r32(REG_IRQ_STATUS), IRQ_FACTORIAL);
+        assert!(r.irq.intx_level(IntxPin::A));
+        r.w32(REG_IRQ_ACK, IRQ_FACTORIAL);
+        assert!(!r.irq.intx_level(IntxPin::A));
+    }
+
+    #[test]
+    fn intx_level_follows_irq_status() {
+        let mut r = Rig::new();
+        r.w32(REG_IRQ_RAISE, 0x1234_5678);
+        assert_eq!(r.r32(REG_IRQ_STATUS), 0x1234_5678);
+        assert!(r.irq.intx_level(IntxPin::A));
+        assert_ne!(r.cfg_r16(STATUS) & STATUS_INTERRUPT, 0, "status shows INTx");
+        r.w32(REG_IRQ_RAISE, 0x1);
+        assert_eq!(r.irq.intx_assert_count(), 1, "a level is asserted once");
+        r.w32(REG_IRQ_ACK, 0x1234_0000);
+        assert!(r.irq.intx_level(IntxPin::A), "still pending bits");
+        r.w32(REG_IRQ_ACK, 0xffff_ffff);
+        assert_eq!(r.r32(REG_IRQ_STATUS), 0);
+        assert!(!r.irq.intx_level(IntxPin::A));
+        assert_eq!(r.cfg_r16(STATUS) & STATUS_INTERRUPT, 0);
+        r.w32(REG_IRQ_RAISE, 0);
+        assert!(
+            !r.irq.intx_level(IntxPin::A),
+            "raising nothing asserts nothing"
+        );
+    }
+
+    #[test]
+    fn intx_disable_bit_masks_the_line() {
+        let mut r = Rig::new();
+        r.cfg_w16(
+            COMMAND,
+            COMMAND_MEMORY | COMMAND_MASTER | COMMAND_INTX_DISABLE,
+        );
+        r.w32(REG_IRQ_RAISE, 1);
+        assert!(!r.irq.intx_level(IntxPin::A));
+        assert_ne!(
+            r.cfg_r16(STATUS) & STATUS_INTERRUPT,
+            0,
+            "status still shows it"
+        );
+        r.cfg_w16(COMMAND, COMMAND_MEMORY | COMMAND_MASTER);
+        assert!(
+            r.irq.intx_level(IntxPin::A),
+            "re-enabling drives the pending level"
+        );
+        r.cfg_w16(
+            COMMAND,
+            COMMAND_MEMORY | COMMAND_MASTER | COMMAND_INTX_DISABLE,
+        );
+        assert!(!r.irq.intx_level(IntxPin::A));
+    }
+
+    #[test]
+    fn msi_sent_per_raise_and_not_on_ack() {
+        let mut r = Rig::new();
+        r.enable_msi(0xfee0_0000, 0x41);
+        r.w32(REG_IRQ_RAISE, 1);
+        r.w32(REG_IRQ_RAISE, 2);
+        r.w32(REG_IRQ_RAISE, 0);
+        let m = MsiMessage {
+            address: 0xfee0_0000,
+            data: 0x41,
+        };
+        assert_eq!(
+            r.irq.msis(),
+            vec![m, m, m],
+            "one MSI per raise while status != 0"
+        );
+        r.w32(REG_IRQ_ACK, 3);
+        assert_eq!(r.irq.msi_count(), 3);
+        r.w32(REG_IRQ_RAISE, 0);
+        assert_eq!(r.irq.msi_count(), 3, "no MSI when status is 0");
+        assert!(!r.irq.intx_level(IntxPin::A));
+        assert_eq!(r.s.stats.msi_sent, 3);
+    }
+
+    #[test]
+    fn msi_needs_bus_master() {
+        let mut r = Rig::new();
+        r.enable_msi(0xfee0_0000, 0x41);
+        r.cfg_w16(COMMAND, COMMAND_MEMORY);
+        r.w32(REG_IRQ_RAISE, 1);
+        assert_eq!(r.irq.msi_count(), 0);
+        assert_eq!(r.s.stats.msi_blocked, 1);
+    }
+
+    #[test]
+    fn enabling_msi_keeps_an_asserted_intx_like_qemu_edu() {
+        let mut r = Rig::new();
+        r.w32(REG_IRQ_RAISE, 1);
+        r.enable_msi(0xfee0_0000, 0x41);
+        r.w32(REG_IRQ_ACK, 1);
+        assert!(
+            r.irq.intx_level(IntxPin::A),
+            "edu only lowers INTx with MSI off"
+        );
+        r.cfg_w16(0x42, 0);
+        r.w32(REG_IRQ_ACK, 1);
+        assert!(!r.irq.intx_level(IntxPin::A));
+    }
+
+    #[test]
+    fn access_size_rules() {
+        let mut r = Rig::new();
+        let mut b1 = [0u8; 1];
+        let mut b2 = [0u8; 2];
+        r.s.mmio_read(REG_ID, &mut b1);
+        assert_eq!(b1, [0xff]);
+        r.s.mmio_read(REG_ID, &mut b2);
+        assert_eq!(b2, [0xff; 2]);
+        assert_eq!(r.r64(REG_ID), u64::MAX, "8 bytes below 0x80");
+        assert_eq!(r.r32(0x02), u32::MAX, "misaligned");
+        assert_eq!(r.r32(0x0c), u32::MAX, "no register");
+        assert_eq!(r.r32(0x60), u32::MAX, "raise is write-only");
+        assert_eq!(r.r32(0x84), u32::MAX, "upper half of a DMA register");
+        assert_eq!(r.r64(0x84), u64::MAX, "misaligned 8 bytes");
+        let mut b3 = [0u8; 3];
+        r.s.mmio_read(0x80, &mut b3);
+        assert_eq!(b3, [0xff; 3]);
+        let mut b16 = [0u8; 16];
+        r.s.mmio_read(0x80, &mut b16);
+        assert_eq!(b16, [0xff; 16]);
+        r.s.mmio_read(u64::MAX - 3, &mut [0u8; 4]);
+        // Rejected writes change nothing.
+        r.s.mmio_write(REG_LIVENESS, &[1], T0, &r.irq);
+        r.s.mmio_write(REG_LIVENESS, &[1, 2], T0, &r.irq);
+        r.s.mmio_write(REG_LIVENESS, &1u64.to_le_bytes(), T0, &r.irq);
+        r.s.mmio_write(u64::MAX, &[0; 4], T0, &r.irq);
+        assert_eq!(r.r32(REG_LIVENESS), 0);
+        assert!(r.s.stats.rejected_accesses >= 10);
+    }
+
+    #[test]
+    fn rejected_read_value_can_be_zero() {
+        let mut r = Rig::with(EduConfig {
+            rejected_read: RejectedRead::Zero,
+            ..EduConfig::manual()
+        });
+        let mut b2 = [0xaau8; 2];
+        r.s.mmio_read(REG_ID, &mut b2);
+        assert_eq!(b2, [0; 2]);
+        assert_eq!(
+            r.r64(REG_ID),
+            u64::MAX,
+            "edu's own rejection stays all ones"
+        );
+        assert_eq!(r.r32(0x0c), u32::MAX);
+    }
+
+    #[test]
+    fn dma_registers_four_and_eight_bytes() {
+        let mut r = Rig::new();
+        r.w64(REG_DMA_SRC, 0x1122_3344_5566_7788);
+        assert_eq!(r.r64(REG_DMA_SRC), 0x1122_3344_5566_7788);
+        assert_eq!(r.r32(REG_DMA_SRC), 0x5566_7788);
+        r.w32(REG_DMA_SRC, 0xaabb_ccdd);
+        assert_eq!(
+            r.r64(REG_DMA_SRC),
+            0xaabb_ccdd,
+            "a 4-byte write replaces all 64 bits"
+        );
+        r.w32(0x84, 0x1);
+        assert_eq!(r.r64(REG_DMA_SRC), 0xaabb_ccdd, "0x84 is not a register");
+        r.w64(REG_DMA_CMD, 0x6);
+        assert_eq!(r.r64(REG_DMA_CMD), 0, "command without RUN is ignored");
+    }
+
+    #[test]
+    fn dma_ram_to_buffer_and_back() {
+        let mut r = Rig::new();
+        let pattern: Vec<u8> = (0..DMA_BUF_SIZE).map(|i| (i * 7 + 3) as u8).collect();
+        r.mem.write_slice(&pattern, GuestAddress(0x1000)).unwrap();
+        r.dma(0x1000, DMA_BUF_START, DMA_BUF_SIZE as u64, 0);
+        assert_eq!(r.buf(), pattern);
+        r.dma(DMA_BUF_START, 0x8000, DMA_BUF_SIZE as u64, DMA_CMD_TO_RAM);
+        let mut back = vec![0u8; DMA_BUF_SIZE];
+        r.mem.read_slice(&mut back, GuestAddress(0x8000)).unwrap();
+        assert_eq!(back, pattern);
+        assert_eq!(r.s.stats.dma_completed, 2);
+        assert_eq!(r.r64(REG_DMA_CMD) & DMA_CMD_RUN, 0);
+    }
+
+    #[test]
+    fn dma_one_byte_at_each_buffer_edge() {
+        let mut r = Rig::new();
+        r.mem
+            .write_slice(&[0xa5, 0x5a], GuestAddress(0x2000))
+            .unwrap();
+        r.dma(0x2000, DMA_BUF_START, 1, 0);
+        r.dma(0x2001, DMA_BUF_START + 4095, 1, 0);
+        let b = r.buf();
+        assert_eq!((b[0], b[4095]), (0xa5, 0x5a));
+        r.dma(DMA_BUF_START + 4095, 0x3000, 1, DMA_CMD_TO_RAM);
+        r.dma(DMA_BUF_START, 0x3001, 1, DMA_CMD_TO_RAM);
+        let mut out = [0u8; 2];
+        r.mem.read_slice(&mut out, GuestAddress(0x3000)).unwrap();
+        assert_eq!(out, [0x5a, 0xa5]);
+        assert_eq!(r.s.stats.dma_out_of_range, 0);
+    }
+
+    #[test]
+    fn dma_zero_bytes_is_a_completed_no_op() {
+        let mut r = Rig::new();
+        r.dma(u64::MAX, DMA_BUF_START + 4096, 0, DMA_CMD_IRQ);
+        assert_eq!(r.s.stats.dma_out_of_range, 0);
+        assert_eq!(r.r32(REG_IRQ_STATUS), IRQ_DMA);
+    }
+
+    #[test]
+    fn dma_out_of_range_copies_nothing_and_completes() {
+        let cases: [(u64, u64, u64, u64); 8] = [
+            // (src, dst, cnt, cmd)
+            (0x1000, DMA_BUF_START - 1, 1, 0),
+            (0x1000, DMA_BUF_START + 4096, 1, 0),
+            (0x1000, DMA_BUF_START + 1, 4096, 0),
+            (0x1000, DMA_BUF_START, 4097, 0),
+            (0x1000, DMA_BUF_START, u64::MAX, 0),
+            (u64::MAX, DMA_BUF_START + 1, u64::MAX, DMA_CMD_TO_RAM),
+            // Guest side outside the 1 MiB of RAM (after the 28-bit mask).
+            (MEM_SIZE as u64 - 1, DMA_BUF_START, 2, 0),
+            (DMA_BUF_START, 0x0fff_f000, 16, DMA_CMD_TO_RAM),
+        ];
+        for (i, &(src, dst, cnt, cmd)) in cases.iter().enumerate() {
+            let mut r = Rig::new();
+            r.mem
+                .write_slice(&[0x77; 16], GuestAddress(0x1000))
+                .unwrap();
+            let before = r.buf();
+            r.dma(src, dst, cnt, cmd | DMA_CMD_IRQ);
+            assert_eq!(r.buf(), before, "case {i}: buffer untouched");
+            assert_eq!(r.s.stats.dma_out_of_range, 1, "case {i}: counted");
+            assert_eq!(
+                r.r64(REG_DMA_CMD) & DMA_CMD_RUN,
+                0,
+                "case {i}: run bit cleared"
+            );
+            assert_eq!(
+                r.r32(REG_IRQ_STATUS),
+                IRQ_DMA,
+                "case {i}: completion raised"
+            );
+        }
+    }
+
+    #[test]
+    fn dma_out_of_range_to_ram_writes_nothing() {
+        let mut r = Rig::new();
+        r.dma(DMA_BUF_START + 4000, 0x100, 200, DMA_CMD_TO_RAM);
+        let mut out = [0xffu8; 200];
+        r.mem.read_slice(&mut out, GuestAddress(0x100)).unwrap();
+        assert_eq!(out, [0u8; 200]);
+        r.dma(DMA_BUF_START, MEM_SIZE as u64 - 8, 16, DMA_CMD_TO_RAM);
+        let mut tail = [0xffu8; 8];
+        r.mem
+            .read_slice(&mut tail, GuestAddress(MEM_SIZE as u64 - 8))
+            .unwrap();
+        assert_eq!(
+            tail, [0u8; 8],
+            "a straddling transfer writes no partial bytes"
+        );
+        assert_eq!(r.s.stats.dma_out_of_range, 2);
+    }
+
+    #[test]
+    fn dma_mask_clamps_the_guest_address() {
+        let mut r = Rig::new();
+        r.mem.write_slice(&[0x42], GuestAddress(0x1234)).unwrap();
+        r.dma(0xf000_1234, DMA_BUF_START, 1, 0);
+        assert_eq!(r.buf()[0], 0x42);
+        assert_eq!(r.s.stats.dma_clamped, 1);
+        let mut r = Rig::with(EduConfig {
+            dma_mask: 0xfff,
+            ..EduConfig::manual()
+        });
+        r.mem.write_slice(&[0x43], GuestAddress(0x234)).unwrap();
+        r.dma(0x1234, DMA_BUF_START, 1, 0);
+        assert_eq!(r.buf()[0], 0x43);
+    }
+
+    #[test]
+    fn dma_registers_ignored_while_running_and_delay_honoured() {
+        let mut r = Rig::with(EduConfig {
+            dma_delay: Duration::from_millis(100),
+            ..EduConfig::manual()
+        });
+        r.mem.write_slice(&[9; 8], GuestAddress(0x1000)).unwrap();
+        r.w64(REG_DMA_SRC, 0x1000);
+        r.w64(REG_DMA_DST, DMA_BUF_START);
+        r.w64(REG_DMA_CNT, 8);
+        assert_eq!(r.w64(REG_DMA_CMD, DMA_CMD_RUN | DMA_CMD_IRQ), Kick::Dma);
+        r.w64(REG_DMA_SRC, 0x2000);
+        r.w64(REG_DMA_DST, DMA_BUF_START + 8);
+        r.w64(REG_DMA_CNT, 1);
+        assert_eq!(r.w64(REG_DMA_CMD, DMA_CMD_RUN | DMA_CMD_TO_RAM), Kick::None);
+        assert_eq!(
+            r.s.dma_regs(),
+            DmaRegs {
+                src: 0x1000,
+                dst: DMA_BUF_START,
+                cnt: 8,
+                cmd: DMA_CMD_RUN | DMA_CMD_IRQ
+            }
+        );
+        assert_eq!(r.s.stats.ignored_busy_writes, 4);
+        r.step(Duration::from_millis(99));
+        assert_eq!(
+            r.r64(REG_DMA_CMD),
+            DMA_CMD_RUN | DMA_CMD_IRQ,
+            "still running"
+        );
+        assert_eq!(r.r32(REG_IRQ_STATUS), 0);
+        r.step(Duration::from_millis(1));
+        assert_eq!(r.r64(REG_DMA_CMD), DMA_CMD_IRQ);
+        assert_eq!(&r.buf()[..8], &[9; 8]);
+        assert_eq!(r.r32(REG_IRQ_STATUS), IRQ_DMA);
+        assert!(r.irq.intx_level(IntxPin::A));
+    }
+
+    #[test]
+    fn dma_irq_via_msi() {
+        let mut r = Rig::new();
+        r.enable_msi(0xfee0_0000, 0x30);
+        r.dma(0, DMA_BUF_START, 4, DMA_CMD_IRQ);
+        assert_eq!(
+            r.irq.events(),
+            vec![InterruptEvent::Msi(MsiMessage {
+                address: 0xfee0_0000,
+                data: 0x30
+            })]
+        );
+    }
+
+    #[test]
+    fn dma_without_bus_master_reads_zeros_and_writes_nothing() {
+        let mut r = Rig::new();
+        r.mem.write_slice(&[0x11; 4], GuestAddress(0x1000)).unwrap();
+        r.dma(0x1000, DMA_BUF_START, 4, 0);
+        r.cfg_w16(COMMAND, COMMAND_MEMORY);
+        r.mem.write_slice(&[0x22; 4], GuestAddress(0x1000)).unwrap();
+        r.dma(DMA_BUF_START, 0x1000, 4, DMA_CMD_TO_RAM);
+        let mut out = [0u8; 4];
+        r.mem.read_slice(&mut out, GuestAddress(0x1000)).unwrap();
+        assert_eq!(out, [0x22; 4], "write to RAM dropped");
+        r.dma(0x1000, DMA_BUF_START, 4, 0);
+        assert_eq!(&r.buf()[..4], &[0; 4], "read from RAM gave zeros");
+        assert_eq!(r.s.stats.dma_blocked, 2);
+        assert_eq!(r.s.stats.dma_completed, 3);
+    }
+
+    #[test]
+    fn read_buffer_bounds() {
+        let r = Rig::new();
+        let mut out = [1u8; 8];
+        assert_eq!(r.s.read_buffer(4092, &mut out), 4);
+        assert_eq!(r.s.read_buffer(4096, &mut out), 0);
+        assert_eq!(r.s.read_buffer(usize::MAX, &mut out), 0);
+    }
+}
