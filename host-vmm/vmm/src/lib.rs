@@ -18,6 +18,7 @@ pub mod legacy;
 pub mod logger;
 pub mod memory;
 pub mod mptable;
+pub mod pci;
 pub mod seccomp;
 pub mod vcpu;
 pub mod vmm;

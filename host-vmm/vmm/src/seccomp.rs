@@ -1,14 +1,17 @@
-//! Seccomp filters for the VMM's threads (compiled by seccompiler).
+//! The seccomp filter of the VMM's threads (compiled by seccompiler).
 //!
-//! Each thread installs its filter itself once its setup is done, so the
-//! filter only has to allow what the thread does while the guest runs:
+//! It is installed once setup is done and before the guest runs, on every
+//! thread of the process at once (`SECCOMP_FILTER_FLAG_TSYNC`): the vCPU
+//! threads, the console input thread, the main thread, and the worker
+//! threads the edu devices start themselves. It allows only what these do
+//! while the guest runs:
 //!
-//! - vCPU threads: `KVM_RUN`, the interrupt ioctls a device raises from an
-//!   exit (`KVM_IRQ_LINE`, `KVM_SIGNAL_MSI`), `KVM_GET_REGS` for the exit
-//!   report; console and log writes; eventfd reads and writes; memory
-//!   allocation; futexes; timers; exiting.
-//! - the console input thread and the main (waiting) thread: the same
-//!   without any ioctl.
+//! - `ioctl` with exactly `KVM_RUN`, `KVM_IRQ_LINE` and `KVM_SIGNAL_MSI`
+//!   (interrupts from a vCPU exit or an edu worker) and `KVM_GET_REGS` (the
+//!   exit report);
+//! - reads and writes (console, log, eventfds), memory allocation, futexes,
+//!   clocks and sleeps, signal return, thread and process exit;
+//!   `mprotect` only without `PROT_EXEC`.
 //!
 //! Anything else kills the process (`SECCOMP_RET_KILL_PROCESS`): a guest
 //! that found a way to make the VMM do something new meets a dead VMM,
@@ -31,15 +34,6 @@ pub enum Error {
     /// The kernel refused the filter.
     #[error("installing the seccomp filter: {0}")]
     Install(#[from] seccompiler::Error),
-}
-
-/// Which thread a filter is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThreadKind {
-    /// A vCPU thread.
-    Vcpu,
-    /// The main thread once the VM runs, or the console input thread.
-    Service,
 }
 
 const KVMIO: u64 = 0xae;
@@ -110,8 +104,8 @@ fn ioctl_rule(req: u64) -> Result<SeccompRule, Error> {
     )?])?)
 }
 
-/// Builds the filter for a kind of thread.
-pub fn filter(kind: ThreadKind) -> Result<BpfProgram, Error> {
+/// Builds the filter.
+pub fn filter() -> Result<BpfProgram, Error> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         COMMON.iter().map(|&s| (s, Vec::new())).collect();
     // Rust's standard library checks a descriptor with F_GETFD when it
@@ -125,13 +119,22 @@ pub fn filter(kind: ThreadKind) -> Result<BpfProgram, Error> {
             libc::F_GETFD as u64,
         )?])?],
     );
-    if kind == ThreadKind::Vcpu {
-        let ioctls = [KVM_RUN, KVM_GET_REGS, KVM_IRQ_LINE, KVM_SIGNAL_MSI]
-            .into_iter()
-            .map(ioctl_rule)
-            .collect::<Result<Vec<_>, _>>()?;
-        rules.insert(libc::SYS_ioctl, ioctls);
-    }
+    let ioctls = [KVM_RUN, KVM_GET_REGS, KVM_IRQ_LINE, KVM_SIGNAL_MSI]
+        .into_iter()
+        .map(ioctl_rule)
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_ioctl, ioctls);
+    // malloc grows its arenas with mprotect; never allow making memory
+    // executable.
+    rules.insert(
+        libc::SYS_mprotect,
+        vec![SeccompRule::new(vec![SeccompCondition::new(
+            2,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(libc::PROT_EXEC as u64),
+            0,
+        )?])?],
+    );
     let f = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,
@@ -141,10 +144,10 @@ pub fn filter(kind: ThreadKind) -> Result<BpfProgram, Error> {
     Ok(f.try_into()?)
 }
 
-/// Installs the filter for `kind` on the calling thread.
-pub fn apply(kind: ThreadKind) -> Result<(), Error> {
-    let prog = filter(kind)?;
-    seccompiler::apply_filter(&prog)?;
+/// Installs the filter on every thread of the process.
+pub fn install_all_threads() -> Result<(), Error> {
+    let prog = filter()?;
+    seccompiler::apply_filter_all_threads(&prog)?;
     Ok(())
 }
 
@@ -161,16 +164,15 @@ mod tests {
     }
 
     #[test]
-    fn filters_compile() {
-        assert!(!filter(ThreadKind::Vcpu).unwrap().is_empty());
-        assert!(!filter(ThreadKind::Service).unwrap().is_empty());
+    fn filter_compiles() {
+        assert!(!filter().unwrap().is_empty());
     }
 
     #[test]
     fn filter_blocks_what_is_not_listed() {
         // Run in a child thread: a filter is per thread and cannot be undone.
         std::thread::spawn(|| {
-            let prog = filter(ThreadKind::Service).unwrap();
+            let prog = filter().unwrap();
             // Errno instead of kill, so the test can observe the refusal.
             let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
                 COMMON.iter().map(|&s| (s, Vec::new())).collect();

@@ -3,10 +3,10 @@
 //! starts the vCPUs and waits for the reason the VM ends.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Barrier};
 
 use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
@@ -22,7 +22,8 @@ use crate::host_kvm;
 use crate::legacy::{self, EventFdTrigger, Legacy};
 use crate::memory;
 use crate::mptable;
-use crate::seccomp::{self, ThreadKind};
+use crate::pci::{self, PciDevices};
+use crate::seccomp;
 use crate::vcpu::{Vcpu, VmExit};
 
 /// Address of the TSS KVM needs on Intel (three pages below the BIOS).
@@ -49,6 +50,9 @@ pub enum Error {
     /// The MP table could not be written.
     #[error(transparent)]
     MpTable(#[from] mptable::Error),
+    /// PCI devices could not be created.
+    #[error(transparent)]
+    Pci(#[from] pci::Error),
     /// Legacy devices could not be created.
     #[error(transparent)]
     Legacy(#[from] legacy::Error),
@@ -72,6 +76,7 @@ pub struct Vmm {
     // Field order matters for drop: vCPUs, then the VM, then its memory.
     vcpus: Vec<Vcpu>,
     bus: Arc<Bus>,
+    pci: Option<PciDevices>,
     _vm: Arc<VmFd>,
     _kvm: Kvm,
     _mem: GuestMemoryMmap,
@@ -87,14 +92,15 @@ impl TryFrom<Config> for Vmm {
         let vm = Arc::new(Self::create_vm(&kvm)?);
         let mem = Self::create_memory(&vm, config.memory_bytes)?;
         let kernel = Self::load_boot_images(&mem, &config)?;
-        let bus = Self::create_devices(&vm, &config)?;
-        let slots: Vec<u8> = Vec::new();
+        let (bus, pci) = Self::create_devices(&vm, &mem, &config)?;
+        let slots = pci.as_ref().map(PciDevices::slots).unwrap_or_default();
         mptable::setup(&mem, config.vcpus, &slots)?;
         let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus)?;
         Ok(Vmm {
             config,
             vcpus,
             bus,
+            pci,
             _vm: vm,
             _kvm: kvm,
             _mem: mem,
@@ -178,7 +184,11 @@ impl Vmm {
     }
 
     /// Step 4: the serial console, the reset port and the PCI devices.
-    fn create_devices(vm: &Arc<VmFd>, c: &Config) -> Result<Arc<Bus>, Error> {
+    fn create_devices(
+        vm: &Arc<VmFd>,
+        mem: &GuestMemoryMmap,
+        c: &Config,
+    ) -> Result<(Arc<Bus>, Option<PciDevices>), Error> {
         let out: legacy::ConsoleOut = match &c.serial {
             SerialOut::Stdout => Box::new(std::io::stdout()),
             SerialOut::File(p) => Box::new(
@@ -190,12 +200,19 @@ impl Vmm {
             .map_err(|e| Error::VmIoctl("KVM_IRQFD", e))?;
         let reset = EventFdTrigger::new()?;
         let reset_rx = reset.try_clone()?;
-        let bus = Bus::new(
+        let mut bus = Bus::new(
             Legacy::new(serial_irq, reset, out),
             reset_rx,
             c.trace_devices,
         );
-        Ok(Arc::new(bus))
+        let pci = if c.edu_devices > 0 {
+            let p = PciDevices::new(vm.clone(), mem, c)?;
+            bus.set_pci(p.access());
+            Some(p)
+        } else {
+            None
+        };
+        Ok((Arc::new(bus), pci))
     }
 
     /// Step 5: vCPUs with CPUID, MSRs, LAPIC, and the boot vCPU's registers.
@@ -226,37 +243,41 @@ impl Vmm {
     }
 
     /// Runs the VM until it ends and returns why.
+    ///
+    /// The vCPU and console threads start and meet the main thread at a
+    /// barrier; the main thread then installs the seccomp filter on every
+    /// thread of the process (edu's worker threads included), and a second
+    /// barrier lets the guest run.
     pub fn run(mut self) -> Result<VmExit, Error> {
         let (tx, rx) = mpsc::channel();
         let seccomp_on = self.config.seccomp;
-        if !seccomp_on {
-            log::warn!("seccomp filters are off (--no-seccomp)");
-        }
-        let start = std::time::Instant::now();
-        for (i, v) in std::mem::take(&mut self.vcpus).into_iter().enumerate() {
+        let vcpus = std::mem::take(&mut self.vcpus);
+        let go = Arc::new(Barrier::new(vcpus.len() + 2));
+        for (i, v) in vcpus.into_iter().enumerate() {
             let tx = tx.clone();
+            let go = go.clone();
             let name = format!("vcpu{i}");
             std::thread::Builder::new()
                 .name(name.clone())
                 .spawn(move || {
-                    if seccomp_on {
-                        if let Err(e) = seccomp::apply(ThreadKind::Vcpu) {
-                            let _ = tx.send(VmExit::Error {
-                                cpu: i as u8,
-                                what: e.to_string(),
-                            });
-                            return;
-                        }
-                    }
+                    go.wait(); // started
+                    go.wait(); // filter installed
                     v.run(tx)
                 })
                 .map_err(|e| Error::Thread(name, e))?;
         }
         drop(tx);
-        self.spawn_console_input(seccomp_on)?;
+        self.spawn_console_input(go.clone())?;
+        // Every thread is past its start-up before the filter goes on.
+        go.wait();
         if seccomp_on {
-            seccomp::apply(ThreadKind::Service)?;
+            seccomp::install_all_threads()?;
+            log::info!("seccomp filter installed on all threads");
+        } else {
+            log::warn!("seccomp filters are off (--no-seccomp)");
         }
+        let start = std::time::Instant::now();
+        go.wait();
         let exit = rx.recv().map_err(|_| Error::NoExitReason)?;
         self.bus.legacy().flush();
         let s = &self.bus.stats;
@@ -267,18 +288,20 @@ impl Vmm {
             s.mmio.load(Ordering::Relaxed),
             s.unhandled.load(Ordering::Relaxed),
         );
+        for (slot, st) in self.pci.as_ref().map(PciDevices::stats).unwrap_or_default() {
+            log::info!("edu 00:{slot:02x}.0: {st:?}");
+        }
         Ok(exit)
     }
 
     /// Forwards standard input to the UART (when there is any).
-    fn spawn_console_input(&self, seccomp_on: bool) -> Result<(), Error> {
+    fn spawn_console_input(&self, go: Arc<Barrier>) -> Result<(), Error> {
         let bus = self.bus.clone();
         std::thread::Builder::new()
             .name("console-in".into())
             .spawn(move || {
-                if seccomp_on && seccomp::apply(ThreadKind::Service).is_err() {
-                    return;
-                }
+                go.wait(); // started
+                go.wait(); // filter installed
                 let mut buf = [0u8; 64];
                 let mut stdin = std::io::stdin();
                 while let Ok(n) = stdin.read(&mut buf) {
@@ -296,7 +319,6 @@ impl Vmm {
                 }
             })
             .map_err(|e| Error::Thread("console-in".into(), e))?;
-        let _ = std::io::stderr().flush();
         Ok(())
     }
 }

@@ -152,3 +152,29 @@ fn user_errors_are_named() {
     assert_eq!(r.status, 1);
     assert!(r.log.contains("--vcpus"), "{}", r.log);
 }
+
+/// With edu devices, the MP table has one level-triggered, active-low
+/// interrupt entry per slot's INTA, on the IOAPIC pin the VMM wires it to.
+#[test]
+fn mp_table_routes_each_edu_slot_inta() {
+    let r = boot(
+        "bootinfo",
+        &["--memory", "16", "--edu", "3", "--vcpus", "2"],
+    );
+    r.assert_pass();
+    let pci: Vec<(u64, u64, u64, u64)> = r
+        .lines("mp-pci")
+        .iter()
+        .map(|l| {
+            (
+                parse_kv(l, "dev").unwrap(),
+                parse_kv(l, "pin").unwrap(),
+                parse_kv(l, "gsi").unwrap(),
+                parse_kv(l, "flags").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(pci, vec![(1, 0, 16, 0xf), (2, 0, 17, 0xf), (3, 0, 18, 0xf)]);
+    assert_eq!(r.value("mp cpus", "ints"), 16 + 3);
+    assert_eq!(r.value("mp cpus", "cpus"), 2);
+}

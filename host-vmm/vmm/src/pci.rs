@@ -1,0 +1,245 @@
+//! The PCI side of the VM: edu-pci's bus (host bridge at 00:00.0, the
+//! 0xCF8/0xCFC configuration ports, BAR dispatch) with one edu-devices edu
+//! per slot from 00:01.0, and the KVM implementation of the devices'
+//! interrupt trait.
+//!
+//! INTx: a slot's INTA is the IOAPIC pin the MP table names
+//! ([`mptable::pci_slot_gsi`]); asserting and deasserting it is
+//! `KVM_IRQ_LINE` with level 1/0, so the in-kernel IOAPIC re-delivers a
+//! level interrupt for as long as the device holds it. MSI: the message the
+//! guest programmed goes to `KVM_SIGNAL_MSI` as is.
+//!
+//! Like firmware, the VMM places each edu's BAR0 in the PCI window (1 MiB
+//! apart) and writes the slot's GSI into the Interrupt Line register; the
+//! guest may move the BAR, and the bus follows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use edu_devices::{EduConfig, EduDevice, EduStats};
+use edu_pci::{InterruptError, InterruptSink, IntxPin, MsiMessage, PciAddress, PciBus};
+use kvm_bindings::kvm_msi;
+use kvm_ioctls::VmFd;
+use vm_memory::GuestMemoryMmap;
+
+use crate::bus::PciAccess;
+use crate::config::Config;
+use crate::memory::{PCI_MMIO_END, PCI_MMIO_START};
+use crate::mptable;
+
+/// First configuration port (CONFIG_ADDRESS).
+const CONFIG_PORT: u16 = 0xcf8;
+/// Ports decoded for configuration mechanism #1 (0xcf8..=0xcff).
+const CONFIG_PORT_LEN: u16 = 8;
+/// Size of edu's BAR0.
+const EDU_BAR_SIZE: u64 = 1 << 20;
+/// Offset of BAR0 in configuration space.
+const PCI_BAR0: usize = 0x10;
+/// Offset of the Interrupt Line register.
+const PCI_INTERRUPT_LINE: usize = 0x3c;
+
+/// Errors creating the PCI devices.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An edu device could not be created.
+    #[error("creating edu device {0}: {1}")]
+    Edu(u8, #[source] edu_devices::EduError),
+    /// The bus had no room.
+    #[error("adding edu device {0} to the PCI bus: {1}")]
+    Bus(u8, #[source] edu_pci::PciBusError),
+    /// The BARs do not fit in the PCI window.
+    #[error("{0} edu BARs do not fit in the PCI MMIO window")]
+    Window(u8),
+}
+
+/// Interrupt delivery of one PCI slot through KVM.
+pub struct KvmInterrupts {
+    vm: Arc<VmFd>,
+    gsi: u32,
+    trace: bool,
+}
+
+impl KvmInterrupts {
+    /// Delivery for a device whose INTA is wired to `gsi`.
+    pub fn new(vm: Arc<VmFd>, gsi: u32, trace: bool) -> Self {
+        KvmInterrupts { vm, gsi, trace }
+    }
+
+    fn line(&self, level: bool) -> Result<(), InterruptError> {
+        if self.trace {
+            log::info!("intx gsi {} level {}", self.gsi, u8::from(level));
+        }
+        self.vm
+            .set_irq_line(self.gsi, level)
+            .map_err(|e| InterruptError::Delivery(std::io::Error::from_raw_os_error(e.errno())))
+    }
+}
+
+/// The `kvm_msi` for a message.
+pub fn kvm_msi_from(msg: MsiMessage) -> kvm_msi {
+    kvm_msi {
+        address_lo: msg.address as u32,
+        address_hi: (msg.address >> 32) as u32,
+        data: msg.data,
+        ..Default::default()
+    }
+}
+
+impl InterruptSink for KvmInterrupts {
+    fn assert_intx(&self, _pin: IntxPin) -> Result<(), InterruptError> {
+        self.line(true)
+    }
+
+    fn deassert_intx(&self, _pin: IntxPin) -> Result<(), InterruptError> {
+        self.line(false)
+    }
+
+    fn send_msi(&self, msg: MsiMessage) -> Result<(), InterruptError> {
+        if self.trace {
+            log::info!("msi address {:#x} data {:#x}", msg.address, msg.data);
+        }
+        self.vm
+            .signal_msi(kvm_msi_from(msg))
+            .map(|_| ())
+            .map_err(|e| InterruptError::Delivery(std::io::Error::from_raw_os_error(e.errno())))
+    }
+}
+
+/// Routes the configuration ports and BAR accesses to the bus.
+struct BusAccess(Arc<PciBus>);
+
+impl PciAccess for BusAccess {
+    fn config_read(&self, port: u16, data: &mut [u8]) -> bool {
+        match port
+            .checked_sub(CONFIG_PORT)
+            .filter(|o| *o < CONFIG_PORT_LEN)
+        {
+            Some(off) => {
+                self.0.config_io_read(off.into(), data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn config_write(&self, port: u16, data: &[u8]) -> bool {
+        match port
+            .checked_sub(CONFIG_PORT)
+            .filter(|o| *o < CONFIG_PORT_LEN)
+        {
+            Some(off) => {
+                self.0.config_io_write(off.into(), data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn mmio_read(&self, addr: u64, data: &mut [u8]) -> bool {
+        self.0.mmio_read(addr, data)
+    }
+
+    fn mmio_write(&self, addr: u64, data: &[u8]) -> bool {
+        self.0.mmio_write(addr, data)
+    }
+}
+
+/// The PCI bus and its edu devices.
+pub struct PciDevices {
+    bus: Arc<PciBus>,
+    edus: Vec<(u8, Arc<EduDevice<GuestMemoryMmap>>)>,
+}
+
+impl PciDevices {
+    /// Creates `c.edu_devices` edu devices in slots 1.. with their BARs placed.
+    pub fn new(vm: Arc<VmFd>, mem: &GuestMemoryMmap, c: &Config) -> Result<Self, Error> {
+        if PCI_MMIO_START + u64::from(c.edu_devices) * EDU_BAR_SIZE > PCI_MMIO_END {
+            return Err(Error::Window(c.edu_devices));
+        }
+        let mut bus = PciBus::new();
+        let mut edus = Vec::new();
+        let edu_config = EduConfig {
+            dma_delay: Duration::from_millis(c.edu_dma_delay_ms),
+            dma_mask: c.edu_dma_mask,
+            ..EduConfig::default()
+        };
+        for i in 0..c.edu_devices {
+            let slot = i + 1;
+            let irq = Arc::new(KvmInterrupts::new(
+                vm.clone(),
+                mptable::pci_slot_gsi(slot),
+                c.trace_devices,
+            ));
+            let edu = Arc::new(
+                EduDevice::new(edu_config, mem.clone(), irq).map_err(|e| Error::Edu(i, e))?,
+            );
+            bus.add_device_at(slot, edu.clone())
+                .map_err(|e| Error::Bus(i, e))?;
+            edus.push((slot, edu));
+        }
+        let bus = Arc::new(bus);
+        for (i, (slot, _)) in edus.iter().enumerate() {
+            let addr = PciAddress::new(0, *slot, 0);
+            let bar = PCI_MMIO_START + i as u64 * EDU_BAR_SIZE;
+            bus.config_write(addr, PCI_BAR0, &(bar as u32).to_le_bytes());
+            bus.config_write(
+                addr,
+                PCI_INTERRUPT_LINE,
+                &[mptable::pci_slot_gsi(*slot) as u8],
+            );
+            log::info!(
+                "pci: edu at {addr} (1234:11e8), BAR0 {bar:#x}, INTA -> GSI {}",
+                mptable::pci_slot_gsi(*slot)
+            );
+        }
+        Ok(PciDevices { bus, edus })
+    }
+
+    /// Slots holding devices (for the MP table's interrupt entries).
+    pub fn slots(&self) -> Vec<u8> {
+        self.edus.iter().map(|(s, _)| *s).collect()
+    }
+
+    /// The bus as the VMM's port/MMIO router sees it.
+    pub fn access(&self) -> Arc<dyn PciAccess> {
+        Arc::new(BusAccess(self.bus.clone()))
+    }
+
+    /// Per-device counters, for the exit report.
+    pub fn stats(&self) -> Vec<(u8, EduStats)> {
+        self.edus.iter().map(|(s, e)| (*s, e.stats())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msi_message_splits_address() {
+        let m = kvm_msi_from(MsiMessage {
+            address: 0x1_fee0_1000,
+            data: 0x4041,
+        });
+        assert_eq!(
+            (m.address_lo, m.address_hi, m.data),
+            (0xfee0_1000, 1, 0x4041)
+        );
+    }
+
+    #[test]
+    fn config_ports_reach_the_bus() {
+        let a = BusAccess(Arc::new(PciBus::new()));
+        let mut d = [0u8; 4];
+        assert!(!a.config_read(0xcf7, &mut d));
+        assert!(!a.config_read(0xd00, &mut d));
+        // Host bridge vendor/device through CONFIG_ADDRESS/CONFIG_DATA.
+        assert!(a.config_write(0xcf8, &0x8000_0000u32.to_le_bytes()));
+        assert!(a.config_read(0xcfc, &mut d));
+        assert_ne!(u32::from_le_bytes(d), 0xffff_ffff);
+        // Absent slot reads all ones.
+        assert!(a.config_write(0xcf8, &0x8000_f800u32.to_le_bytes()));
+        assert!(a.config_read(0xcfc, &mut d));
+        assert_eq!(u32::from_le_bytes(d), 0xffff_ffff);
+    }
+}
