@@ -2,26 +2,48 @@
 
 //! Rust driver for QEMU's educational PCI device `edu` (1234:11e8).
 //!
-//! Build it out of tree and load it in a guest that has the device:
+//! Every edu device (up to 16) gets a char device `/dev/eduN` (minor N,
+//! dynamic major `pci_edu` in `/proc/devices`) whose ioctls compute
+//! factorials, raise interrupts and move data by DMA, each waiting for the
+//! device's interrupt. Build it out of tree and load it in a guest that has
+//! the device:
 //!
 //! ```text
 //! make -C driver KDIR=/path/to/built/linux     # gives driver/edu.ko
 //! qemu-system-x86_64 ... -device edu           # the guest
-//! insmod edu.ko                                # in the guest
+//! insmod edu.ko [irq_mode=auto|msi|intx] [timeout_ms=2000]
+//! edu-test selftest                            # or any program using the ABI
 //! ```
 //!
-//! On probe the driver enables the device, maps BAR0 and logs the
-//! identification register, for example
-//! `edu 0000:00:04.0: probed 1234:11e8, id 0x010000ed`.
+//! Files: `regs.rs` (register map), `hw.rs` (per-device state, interrupt
+//! handler, operations), `file.rs` (minor table and file operations),
+//! `chrdev.rs` (char device and class support), `param.rs` (`irq_mode`).
+//! The ioctl ABI comes from `abi/src/abi.rs`, shared with userspace.
 
 use kernel::{
     device::Core,
+    dma::{Coherent, Device as _, DmaMask},
     io::Io,
-    pci,
-    prelude::*, //
+    irq, pci,
+    prelude::*,
+    sync::Arc,
+    ThisModule,
 };
 
+// The ABI shared with userspace. Its items are `pub` for the userspace crate;
+// here they are crate-internal and some (the encoders) are only userspace's.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../abi/src/abi.rs"]
+mod abi;
+mod chrdev;
+mod file;
+mod hw;
+mod param;
 mod regs;
+
+use file::{DEVICES, MAX_DEVICES};
+use hw::{EduDev, IrqHandler};
+use param::IrqMode;
 
 /// PCI vendor ID QEMU uses for its own devices.
 // SAFETY: `pci::Vendor` is `#[repr(transparent)]` over the `u16` vendor ID and
@@ -31,13 +53,17 @@ const VENDOR_QEMU: pci::Vendor = unsafe { core::mem::transmute::<u16, pci::Vendo
 /// PCI device ID of QEMU's edu device.
 const DEVICE_EDU: u32 = 0x11e8;
 
-/// BAR0 mapped with its full size known at compile time.
-type Bar0<'bound> = pci::Bar<'bound, { regs::BAR0_SIZE }>;
-
 /// Per-device driver data: lives from a successful probe to unbind.
+///
+/// Fields drop in order: the `/dev` node first, then the interrupt handler
+/// (`free_irq()` waits for a running one), then the vectors it used.
+#[pin_data]
 struct EduData<'bound> {
-    pdev: &'bound pci::Device,
-    _bar: Bar0<'bound>,
+    _node: chrdev::ClassDevice,
+    #[pin]
+    irq: irq::Registration<'bound, IrqHandler>,
+    _vectors: KBox<pci::IrqVectorRegistration<'bound>>,
+    dev: Arc<EduDev>,
 }
 
 /// The PCI driver: binds every 1234:11e8 device.
@@ -59,34 +85,209 @@ impl pci::Driver for EduDriver {
         pdev: &'bound pci::Device<Core<'_>>,
         _info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        pdev.enable_device_mem()?;
-        pdev.set_master();
+        pin_init::pin_init_scope(move || {
+            pdev.enable_device_mem()?;
+            pdev.set_master();
+            // SAFETY: probe runs before anything of this device allocates
+            // or maps DMA memory.
+            unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<{ regs::DMA_ADDR_BITS }>())? };
 
-        let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"edu")?;
-        let id = bar.read(regs::ID).into_raw();
+            let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"edu")?;
+            let chip = bar.read(regs::ID).into_raw();
+            // Mask the factorial interrupt and drop stale status.
+            bar.write_reg(regs::STATUS::zeroed());
+            bar.write_reg(regs::IRQ_ACK::from_raw(u32::MAX));
+            let bar = bar.into_devres()?;
 
-        dev_info!(
-            pdev,
-            "probed {:04x}:{:04x}, id {:#010x}\n",
-            pdev.vendor_id().as_raw(),
-            pdev.device_id(),
-            id
-        );
+            let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), regs::DMA_BUF_SIZE, GFP_KERNEL)?;
 
-        Ok(EduData { pdev, _bar: bar })
+            let types = match param::irq_mode() {
+                IrqMode::Auto => pci::IrqTypes::default()
+                    .with(pci::IrqType::Msi)
+                    .with(pci::IrqType::Intx),
+                IrqMode::Msi => pci::IrqTypes::default().with(pci::IrqType::Msi),
+                IrqMode::Intx => pci::IrqTypes::default().with(pci::IrqType::Intx),
+            };
+            let vectors = KBox::new(pdev.alloc_irq_vectors(1, 1, types)?, GFP_KERNEL)?;
+            // SAFETY: the vector registration lives in a heap allocation that
+            // `EduData::_vectors` owns; moving the box does not move it, and
+            // `EduData` drops `irq`, the only user of this reference, before
+            // `_vectors`.
+            let vectors_ref: &'bound pci::IrqVectorRegistration<'bound> =
+                unsafe { &*core::ptr::from_ref(&*vectors) };
+            let vector = vectors_ref.index(0)?;
+            let msi = matches!(vector.irq_type(), pci::IrqType::Msi | pci::IrqType::MsiX);
+            let request = irq::IrqRequest::from(vector);
+            let irq_num = request.irq();
+
+            let mut table = DEVICES.lock();
+            let minor = table.free_minor()?;
+            let major = table_major();
+            let dev = Arc::pin_init(
+                EduDev::new(
+                    pdev.into(),
+                    bar,
+                    buf,
+                    hw::Identity {
+                        minor,
+                        major,
+                        irq: irq_num,
+                        irq_mode: if msi {
+                            abi::EDU_IRQ_MODE_MSI
+                        } else {
+                            abi::EDU_IRQ_MODE_INTX
+                        },
+                        bar0_start: pdev.resource_start(0)?,
+                        bar0_len: pdev.resource_len(0)?,
+                    },
+                    module_parameters::timeout_ms.value(),
+                ),
+                GFP_KERNEL,
+            )?;
+
+            let flags = if msi {
+                irq::Flags::TRIGGER_NONE
+            } else {
+                irq::Flags::SHARED
+            };
+            // SAFETY: the registration is stored in `EduData` and dropped
+            // with it, never forgotten.
+            let irq = unsafe {
+                irq::Registration::new(request, flags, c"edu", IrqHandler::new(dev.clone()))
+            };
+
+            let node = chrdev_node(pdev, minor)?;
+            table.insert(dev.clone());
+            drop(table);
+
+            dev_info!(
+                pdev,
+                "probed {:04x}:{:04x}, id {:#010x}, {} irq {}, /dev/edu{} ({}:{})\n",
+                pdev.vendor_id().as_raw(),
+                pdev.device_id(),
+                chip,
+                if msi { "MSI" } else { "INTx" },
+                irq_num,
+                minor,
+                major,
+                minor
+            );
+
+            Ok(try_pin_init!(EduData {
+                _node: node,
+                irq <- irq,
+                _vectors: vectors,
+                dev,
+            }))
+        })
+    }
+
+    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        DEVICES.lock().remove(this.dev.id.minor);
+        this.dev.shutdown();
+        dev_info!(pdev, "unbound /dev/edu{}\n", this.dev.id.minor);
     }
 }
 
-impl Drop for EduData<'_> {
+/// The major of the char device region.
+fn table_major() -> u32 {
+    CHRDEV_MAJOR.load(kernel::sync::atomic::Relaxed)
+}
+
+/// Creates `/dev/edu<minor>` below `pdev`.
+fn chrdev_node(pdev: &pci::Device<Core<'_>>, minor: u32) -> Result<chrdev::ClassDevice> {
+    let classes = CLASS.lock();
+    let class = classes.as_ref().ok_or(ENODEV)?;
+    let name = kernel::str::CString::try_from_fmt(fmt!("edu{minor}"))?;
+    let devt = (table_major() << bindings_minor_bits()) | minor;
+    class.create_device(pdev.as_ref(), devt, &name)
+}
+
+/// `MINORBITS` of `dev_t`.
+const fn bindings_minor_bits() -> u32 {
+    kernel::bindings::MINORBITS
+}
+
+/// Major of the char device region, set once by the module initialiser.
+static CHRDEV_MAJOR: kernel::sync::atomic::Atomic<u32> = kernel::sync::atomic::Atomic::new(0);
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised by the module initialiser before the PCI driver,
+    // the only other user, is registered.
+    unsafe(uninit) static CLASS: Mutex<Option<chrdev::Class>> = None;
+}
+
+/// The char device side of the module: number region, cdev and class.
+///
+/// Created before the PCI driver is registered and dropped after it is
+/// unregistered (see [`EduModule`]'s field order).
+struct CharDevs {
+    _cdev: chrdev::Cdev<EduDev>,
+    _region: chrdev::Region,
+}
+
+impl CharDevs {
+    fn new() -> Result<Self> {
+        let region = chrdev::Region::new(MAX_DEVICES as u32, c"pci_edu")?;
+        CHRDEV_MAJOR.store(region.major(), kernel::sync::atomic::Relaxed);
+        *CLASS.lock() = Some(chrdev::Class::new(c"edu")?);
+        let cdev = match chrdev::Cdev::new(&region) {
+            Ok(cdev) => cdev,
+            Err(e) => {
+                CLASS.lock().take();
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            _cdev: cdev,
+            _region: region,
+        })
+    }
+}
+
+impl Drop for CharDevs {
     fn drop(&mut self) {
-        dev_dbg!(self.pdev, "removed\n");
+        // Every class device is gone: the PCI driver was unregistered first.
+        CLASS.lock().take();
     }
 }
 
-kernel::module_pci_driver! {
-    type: EduDriver,
+/// The module: the PCI driver and the char device side.
+#[pin_data]
+struct EduModule {
+    /// Unregistered first on unload, which unbinds every device.
+    #[pin]
+    driver: kernel::driver::Registration<pci::Adapter<EduDriver>>,
+    chrdevs: CharDevs,
+}
+
+impl kernel::InPlaceModule for EduModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pin_init::pin_init_scope(move || {
+            // SAFETY: called once, before anything uses the locks.
+            unsafe {
+                DEVICES.init();
+                CLASS.init();
+            }
+            let chrdevs = CharDevs::new()?;
+            Ok(try_pin_init!(Self {
+                chrdevs,
+                driver <- kernel::driver::Registration::new(c"edu", module),
+            }))
+        })
+    }
+}
+
+module! {
+    type: EduModule,
     name: "edu",
     authors: ["edu-rs developers"],
     description: "Driver for QEMU's educational PCI device (edu)",
     license: "GPL v2",
+    params: {
+        timeout_ms: u32 {
+            default: 2000,
+            description: "How long an operation waits for the device's interrupt (ms)",
+        },
+    },
 }
