@@ -61,9 +61,95 @@ pub fn stats(mut samples: Vec<u64>, wall: Duration) -> Stats {
 pub fn human_ns(ns: u64) -> String {
     match ns {
         0..=9_999 => format!("{ns}ns"),
-        10_000..=9_999_999 => format!("{:.1}us", ns as f64 / 1e3),
-        10_000_000..=9_999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
+        10_000..=999_999 => format!("{:.1}us", ns as f64 / 1e3),
+        1_000_000..=9_999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
         _ => format!("{:.2}s", ns as f64 / 1e9),
+    }
+}
+
+/// Where time stamps come from. Small guests often run on the jiffies
+/// clocksource (no calibrated TSC, no HPET), where `CLOCK_MONOTONIC` moves
+/// in 4 ms steps: far too coarse for a 20 us ioctl. There the x86 time
+/// stamp counter, calibrated against `CLOCK_MONOTONIC`, is used instead.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    /// `CLOCK_MONOTONIC` (std's `Instant`).
+    Monotonic { start: Instant },
+    /// The TSC, at `ns_per_tick`.
+    Tsc { base: u64, ns_per_tick: f64 },
+}
+
+/// The resolution of `CLOCK_MONOTONIC` in ns.
+fn monotonic_resolution_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no preconditions on x86_64 (the guest kernels we
+    // run on do not set CR4.TSD).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+impl Clock {
+    /// `CLOCK_MONOTONIC` when it resolves 1 us or better, else the TSC
+    /// calibrated over about `calibrate` of monotonic time, measured
+    /// between two clock ticks so that the coarse steps do not matter.
+    pub fn choose(calibrate: Duration) -> Self {
+        let res = monotonic_resolution_ns();
+        if res > 0 && res <= 1_000 {
+            return Clock::Monotonic {
+                start: Instant::now(),
+            };
+        }
+        let edge = || {
+            let t0 = Instant::now();
+            loop {
+                let (tsc, t) = (rdtsc(), Instant::now());
+                if t != t0 {
+                    return (tsc, t);
+                }
+            }
+        };
+        let (tsc0, t0) = edge();
+        while t0.elapsed() < calibrate {
+            std::hint::spin_loop();
+        }
+        let (tsc1, t1) = edge();
+        let ticks = tsc1.saturating_sub(tsc0).max(1);
+        Clock::Tsc {
+            base: tsc0,
+            ns_per_tick: (t1 - t0).as_nanos() as f64 / ticks as f64,
+        }
+    }
+
+    /// Nanoseconds since the clock was chosen.
+    pub fn now_ns(&self) -> u64 {
+        match *self {
+            Clock::Monotonic { start } => start.elapsed().as_nanos() as u64,
+            Clock::Tsc { base, ns_per_tick } => {
+                (rdtsc().saturating_sub(base) as f64 * ns_per_tick) as u64
+            }
+        }
+    }
+
+    /// How the clock is described in the output.
+    pub fn describe(&self) -> String {
+        match self {
+            Clock::Monotonic { .. } => "CLOCK_MONOTONIC".into(),
+            Clock::Tsc { ns_per_tick, .. } => format!(
+                "TSC at {:.0} MHz (CLOCK_MONOTONIC resolves only {})",
+                1e3 / ns_per_tick,
+                human_ns(monotonic_resolution_ns())
+            ),
+        }
     }
 }
 
@@ -87,59 +173,74 @@ fn one_op(dev: &Device, op: BenchOp, data: &[u8], back: &mut [u8]) -> Result<(),
     Ok(())
 }
 
+/// One thread's first start, last end (ns) and latencies.
+type ThreadRun = Result<(u64, u64, Vec<u64>), Failure>;
+
 /// Runs `iters` operations on each of `threads` threads, each with its own
-/// fd, all starting together.
-fn measure(path: &str, op: BenchOp, threads: u32, iters: u32) -> Result<Stats, Failure> {
+/// fd, all starting together. The wall time runs from the first
+/// operation's start to the last one's end, as the threads saw them.
+fn measure(
+    clock: &Clock,
+    path: &str,
+    op: BenchOp,
+    threads: u32,
+    iters: u32,
+) -> Result<Stats, Failure> {
     let devs = (0..threads)
         .map(|_| Device::open(path))
         .collect::<Result<Vec<_>, _>>()?;
-    let barrier = Barrier::new(threads as usize + 1);
-    let (results, wall) = thread::scope(|s| {
+    let barrier = Barrier::new(threads as usize);
+    let results: Vec<ThreadRun> = thread::scope(|s| {
         let handles: Vec<_> = devs
             .iter()
             .map(|dev| {
                 let barrier = &barrier;
-                s.spawn(move || -> Result<Vec<u64>, Failure> {
+                s.spawn(move || {
                     let data = vec![0xa5u8; EDU_BUF_SIZE as usize];
                     let mut back = vec![0u8; EDU_BUF_SIZE as usize];
                     let mut samples = Vec::with_capacity(iters as usize);
                     barrier.wait();
+                    let first = clock.now_ns();
+                    let mut last = first;
                     for _ in 0..iters {
-                        let t = Instant::now();
+                        let t = clock.now_ns();
                         one_op(dev, op, &data, &mut back)?;
-                        samples.push(t.elapsed().as_nanos() as u64);
+                        last = clock.now_ns();
+                        samples.push(last.saturating_sub(t));
                     }
-                    Ok(samples)
+                    Ok((first, last, samples))
                 })
             })
             .collect();
-        barrier.wait();
-        let start = Instant::now();
-        let results: Vec<_> = handles
+        handles
             .into_iter()
             .map(|h| h.join().expect("bench thread panicked"))
-            .collect();
-        (results, start.elapsed())
+            .collect()
     });
-    let mut all = Vec::new();
+    let (mut first, mut last, mut all) = (u64::MAX, 0, Vec::new());
     for r in results {
-        all.extend(r?);
+        let (f, l, samples) = r?;
+        first = first.min(f);
+        last = last.max(l);
+        all.extend(samples);
     }
-    Ok(stats(all, wall))
+    Ok(stats(all, Duration::from_nanos(last.saturating_sub(first))))
 }
 
 pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<(), Failure> {
     let info = dev.info()?;
+    let clock = Clock::choose(Duration::from_millis(200));
     let mut thread_counts = vec![1];
     if args.threads > 1 {
         thread_counts.push(args.threads);
     }
     if !json {
         println!(
-            "{}: irq {} ({})",
+            "{}: irq {} ({}); timer: {}",
             dev.path(),
             info.irq,
-            irq_mode_name(info.irq_mode)
+            irq_mode_name(info.irq_mode),
+            clock.describe()
         );
         println!(
             "{:<18} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10}",
@@ -154,7 +255,7 @@ pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<(), Failure> {
             args.iters
         };
         for &threads in &thread_counts {
-            let s = measure(dev.path(), op, threads, iters)?;
+            let s = measure(&clock, dev.path(), op, threads, iters)?;
             if json {
                 rows.push(
                     Json::obj()
@@ -186,6 +287,7 @@ pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<(), Failure> {
             .with("device", dev.path())
             .with("irq", info.irq)
             .with("irq_mode", irq_mode_name(info.irq_mode))
+            .with("timer", clock.describe())
             .with("results", rows);
         println!("{j}");
     }
@@ -221,10 +323,31 @@ mod tests {
     }
 
     #[test]
+    fn clocks_advance_and_agree() {
+        // Force the TSC path and compare it with CLOCK_MONOTONIC.
+        let (tsc0, t0) = (rdtsc(), Instant::now());
+        std::thread::sleep(Duration::from_millis(20));
+        let ns_per_tick = t0.elapsed().as_nanos() as f64 / (rdtsc() - tsc0) as f64;
+        let tsc = Clock::Tsc {
+            base: rdtsc(),
+            ns_per_tick,
+        };
+        let mono = Clock::Monotonic {
+            start: Instant::now(),
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let (a, b) = (tsc.now_ns() as f64, mono.now_ns() as f64);
+        assert!(b >= 50e6, "{b}");
+        assert!((a / b - 1.0).abs() < 0.2, "tsc {a} ns vs monotonic {b} ns");
+        assert!(tsc.describe().starts_with("TSC at "));
+    }
+
+    #[test]
     fn human_units() {
         assert_eq!(human_ns(950), "950ns");
         assert_eq!(human_ns(12_345), "12.3us");
         assert_eq!(human_ns(100_200_000), "100.2ms");
+        assert_eq!(human_ns(4_000_000), "4.0ms");
         assert_eq!(human_ns(12_000_000_000), "12.00s");
     }
 }

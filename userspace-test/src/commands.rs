@@ -50,7 +50,7 @@ pub fn info_json(path: &str, i: &EduInfo) -> Json {
 /// `info` as text, one field per line.
 pub fn info_text(path: &str, i: &EduInfo) -> String {
     format!(
-        "device    {path}\nid        {:#010x}\nirq       {} ({})\nminor     {}\nbar0      {:#x}, {:#x} bytes\ndma_mask  {:#x}\n",
+        "device    {path}\nid        {:#010x}\nirq       {} ({})\nminor     {}\nbar0      {:#x}, {:#x} bytes\ndma_mask  {:#010x}\n",
         i.id,
         i.irq,
         irq_mode_name(i.irq_mode),
