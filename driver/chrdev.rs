@@ -30,6 +30,11 @@ use kernel::{
 /// Number of bits of the minor in a `dev_t` (`MINORBITS` in C).
 const MINOR_BITS: u32 = bindings::MINORBITS;
 
+/// The device number `major:minor` (`MKDEV()` in C).
+pub(crate) fn devt(major: u32, minor: u32) -> bindings::dev_t {
+    (major << MINOR_BITS) | minor
+}
+
 /// File operations of the character devices of a [`Cdev`].
 ///
 /// `open` picks the object that serves the minor; it is kept in the file's
@@ -181,7 +186,9 @@ impl Class {
         name: &CStr,
     ) -> Result<ClassDevice> {
         // `kernel::device::Device` is a transparent wrapper of `struct device`.
-        let parent = core::ptr::from_ref(parent).cast::<bindings::device>().cast_mut();
+        let parent = core::ptr::from_ref(parent)
+            .cast::<bindings::device>()
+            .cast_mut();
         // SAFETY: the class is alive (type invariant); `parent` is a live
         // device (we hold a reference); the format is a NUL-terminated "%s"
         // and `name` a NUL-terminated string that `device_create()` copies.

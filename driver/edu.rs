@@ -26,7 +26,11 @@ use kernel::{
     io::Io,
     irq, pci,
     prelude::*,
-    sync::Arc,
+    str::CString,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
     ThisModule,
 };
 
@@ -57,11 +61,9 @@ const DEVICE_EDU: u32 = 0x11e8;
 ///
 /// Fields drop in order: the `/dev` node first, then the interrupt handler
 /// (`free_irq()` waits for a running one), then the vectors it used.
-#[pin_data]
 struct EduData<'bound> {
     _node: chrdev::ClassDevice,
-    #[pin]
-    irq: irq::Registration<'bound, IrqHandler>,
+    _irq: Pin<KBox<irq::Registration<'bound, IrqHandler>>>,
     _vectors: KBox<pci::IrqVectorRegistration<'bound>>,
     dev: Arc<EduDev>,
 }
@@ -85,100 +87,103 @@ impl pci::Driver for EduDriver {
         pdev: &'bound pci::Device<Core<'_>>,
         _info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        pin_init::pin_init_scope(move || {
-            pdev.enable_device_mem()?;
-            pdev.set_master();
-            // SAFETY: probe runs before anything of this device allocates
-            // or maps DMA memory.
-            unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<{ regs::DMA_ADDR_BITS }>())? };
+        pdev.enable_device_mem()?;
+        pdev.set_master();
+        // SAFETY: probe runs before anything of this device allocates
+        // or maps DMA memory.
+        unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<{ regs::DMA_ADDR_BITS }>())? };
 
-            let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"edu")?;
-            let chip = bar.read(regs::ID).into_raw();
-            // Mask the factorial interrupt and drop stale status.
-            bar.write_reg(regs::STATUS::zeroed());
-            bar.write_reg(regs::IRQ_ACK::from_raw(u32::MAX));
-            let bar = bar.into_devres()?;
+        let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"edu")?;
+        let chip = bar.read(regs::ID).into_raw();
+        // Mask the factorial interrupt and drop stale status.
+        bar.write_reg(regs::STATUS::zeroed());
+        bar.write_reg(regs::IRQ_ACK::from_raw(u32::MAX));
+        let bar = bar.into_devres()?;
 
-            let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), regs::DMA_BUF_SIZE, GFP_KERNEL)?;
+        let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), regs::DMA_BUF_SIZE, GFP_KERNEL)?;
 
-            let types = match param::irq_mode() {
-                IrqMode::Auto => pci::IrqTypes::default()
-                    .with(pci::IrqType::Msi)
-                    .with(pci::IrqType::Intx),
-                IrqMode::Msi => pci::IrqTypes::default().with(pci::IrqType::Msi),
-                IrqMode::Intx => pci::IrqTypes::default().with(pci::IrqType::Intx),
-            };
-            let vectors = KBox::new(pdev.alloc_irq_vectors(1, 1, types)?, GFP_KERNEL)?;
-            // SAFETY: the vector registration lives in a heap allocation that
-            // `EduData::_vectors` owns; moving the box does not move it, and
-            // `EduData` drops `irq`, the only user of this reference, before
-            // `_vectors`.
-            let vectors_ref: &'bound pci::IrqVectorRegistration<'bound> =
-                unsafe { &*core::ptr::from_ref(&*vectors) };
-            let vector = vectors_ref.index(0)?;
-            let msi = matches!(vector.irq_type(), pci::IrqType::Msi | pci::IrqType::MsiX);
-            let request = irq::IrqRequest::from(vector);
-            let irq_num = request.irq();
+        let types = match param::irq_mode() {
+            IrqMode::Auto => pci::IrqTypes::default()
+                .with(pci::IrqType::Msi)
+                .with(pci::IrqType::Intx),
+            IrqMode::Msi => pci::IrqTypes::default().with(pci::IrqType::Msi),
+            IrqMode::Intx => pci::IrqTypes::default().with(pci::IrqType::Intx),
+        };
+        let vectors = KBox::new(pdev.alloc_irq_vectors(1, 1, types)?, GFP_KERNEL)?;
+        // SAFETY: the vector registration lives in a heap allocation that
+        // `EduData::_vectors` owns; moving the box does not move it, and
+        // `EduData` drops `irq`, the only user of this reference, before
+        // `_vectors`.
+        let vectors_ref: &'bound pci::IrqVectorRegistration<'bound> =
+            unsafe { &*core::ptr::from_ref(&*vectors) };
+        let vector = vectors_ref.index(0)?;
+        let msi = matches!(vector.irq_type(), pci::IrqType::Msi | pci::IrqType::MsiX);
+        let request = irq::IrqRequest::from(vector);
+        let irq_num = request.irq();
 
-            let mut table = DEVICES.lock();
-            let minor = table.free_minor()?;
-            let major = table_major();
-            let dev = Arc::pin_init(
-                EduDev::new(
-                    pdev.into(),
-                    bar,
-                    buf,
-                    hw::Identity {
-                        minor,
-                        major,
-                        irq: irq_num,
-                        irq_mode: if msi {
-                            abi::EDU_IRQ_MODE_MSI
-                        } else {
-                            abi::EDU_IRQ_MODE_INTX
-                        },
-                        bar0_start: pdev.resource_start(0)?,
-                        bar0_len: pdev.resource_len(0)?,
+        // Hold the table from picking a minor to publishing the device,
+        // so concurrent probes cannot pick the same one.
+        let mut table = DEVICES.lock();
+        let minor = table.free_minor()?;
+        let major = CHRDEV_MAJOR.load(Relaxed);
+        let dev = Arc::pin_init(
+            EduDev::new(
+                pdev.into(),
+                bar,
+                buf,
+                hw::Identity {
+                    minor,
+                    major,
+                    irq: irq_num,
+                    irq_mode: if msi {
+                        abi::EDU_IRQ_MODE_MSI
+                    } else {
+                        abi::EDU_IRQ_MODE_INTX
                     },
-                    module_parameters::timeout_ms.value(),
-                ),
-                GFP_KERNEL,
-            )?;
+                    bar0_start: pdev.resource_start(0)?,
+                    bar0_len: pdev.resource_len(0)?,
+                },
+                module_parameters::timeout_ms.value(),
+            ),
+            GFP_KERNEL,
+        )?;
 
-            let flags = if msi {
-                irq::Flags::TRIGGER_NONE
-            } else {
-                irq::Flags::SHARED
-            };
-            // SAFETY: the registration is stored in `EduData` and dropped
-            // with it, never forgotten.
-            let irq = unsafe {
-                irq::Registration::new(request, flags, c"edu", IrqHandler::new(dev.clone()))
-            };
+        // INTx may share the line with other devices; MSI is ours alone.
+        let flags = if msi {
+            irq::Flags::TRIGGER_NONE
+        } else {
+            irq::Flags::SHARED
+        };
+        // SAFETY: the registration is stored in `EduData` and dropped
+        // with it, never forgotten.
+        let irq = KBox::pin_init(
+            unsafe { irq::Registration::new(request, flags, c"edu", IrqHandler::new(dev.clone())) },
+            GFP_KERNEL,
+        )?;
 
-            let node = chrdev_node(pdev, minor)?;
-            table.insert(dev.clone());
-            drop(table);
+        let node = create_node(pdev, major, minor)?;
+        // Nothing fails after this point: publish the device to `open`.
+        table.insert(dev.clone());
+        drop(table);
 
-            dev_info!(
-                pdev,
-                "probed {:04x}:{:04x}, id {:#010x}, {} irq {}, /dev/edu{} ({}:{})\n",
-                pdev.vendor_id().as_raw(),
-                pdev.device_id(),
-                chip,
-                if msi { "MSI" } else { "INTx" },
-                irq_num,
-                minor,
-                major,
-                minor
-            );
+        dev_info!(
+            pdev,
+            "probed {:04x}:{:04x}, id {:#010x}, {} irq {}, /dev/edu{} ({}:{})\n",
+            pdev.vendor_id().as_raw(),
+            pdev.device_id(),
+            chip,
+            if msi { "MSI" } else { "INTx" },
+            irq_num,
+            minor,
+            major,
+            minor
+        );
 
-            Ok(try_pin_init!(EduData {
-                _node: node,
-                irq <- irq,
-                _vectors: vectors,
-                dev,
-            }))
+        Ok(EduData {
+            _node: node,
+            _irq: irq,
+            _vectors: vectors,
+            dev,
         })
     }
 
@@ -189,27 +194,20 @@ impl pci::Driver for EduDriver {
     }
 }
 
-/// The major of the char device region.
-fn table_major() -> u32 {
-    CHRDEV_MAJOR.load(kernel::sync::atomic::Relaxed)
-}
-
-/// Creates `/dev/edu<minor>` below `pdev`.
-fn chrdev_node(pdev: &pci::Device<Core<'_>>, minor: u32) -> Result<chrdev::ClassDevice> {
-    let classes = CLASS.lock();
-    let class = classes.as_ref().ok_or(ENODEV)?;
-    let name = kernel::str::CString::try_from_fmt(fmt!("edu{minor}"))?;
-    let devt = (table_major() << bindings_minor_bits()) | minor;
-    class.create_device(pdev.as_ref(), devt, &name)
-}
-
-/// `MINORBITS` of `dev_t`.
-const fn bindings_minor_bits() -> u32 {
-    kernel::bindings::MINORBITS
+/// Creates the class device `edu<minor>`, hence `/dev/edu<minor>`, below `pdev`.
+fn create_node(
+    pdev: &pci::Device<Core<'_>>,
+    major: u32,
+    minor: u32,
+) -> Result<chrdev::ClassDevice> {
+    let class = CLASS.lock();
+    let class = class.as_ref().ok_or(ENODEV)?;
+    let name = CString::try_from_fmt(fmt!("edu{minor}"))?;
+    class.create_device(pdev.as_ref(), chrdev::devt(major, minor), &name)
 }
 
 /// Major of the char device region, set once by the module initialiser.
-static CHRDEV_MAJOR: kernel::sync::atomic::Atomic<u32> = kernel::sync::atomic::Atomic::new(0);
+static CHRDEV_MAJOR: Atomic<u32> = Atomic::new(0);
 
 kernel::sync::global_lock! {
     // SAFETY: initialised by the module initialiser before the PCI driver,
@@ -229,7 +227,7 @@ struct CharDevs {
 impl CharDevs {
     fn new() -> Result<Self> {
         let region = chrdev::Region::new(MAX_DEVICES as u32, c"pci_edu")?;
-        CHRDEV_MAJOR.store(region.major(), kernel::sync::atomic::Relaxed);
+        CHRDEV_MAJOR.store(region.major(), Relaxed);
         *CLASS.lock() = Some(chrdev::Class::new(c"edu")?);
         let cdev = match chrdev::Cdev::new(&region) {
             Ok(cdev) => cdev,

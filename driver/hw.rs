@@ -25,9 +25,8 @@ use kernel::{
     prelude::*,
     sync::{
         aref::ARef,
-        Arc,
         atomic::{Atomic, Relaxed},
-        new_condvar, new_mutex, new_spinlock_irq, CondVar, CondVarTimeoutResult, Mutex,
+        new_condvar, new_mutex, new_spinlock_irq, Arc, CondVar, CondVarTimeoutResult, Mutex,
         MutexGuard, SpinLockIrq,
     },
     time::{delay::fsleep, msecs_to_jiffies, Delta, Jiffies},
@@ -589,7 +588,12 @@ impl EduDev {
         // access happens under the lock we hold.
         let got = unsafe { &buf.as_ref()[..LAB_PATTERN.len()] };
         if got != LAB_PATTERN {
-            dev_err!(hw.pdev, "DMA read back {:x?}, expected {:x?}\n", got, LAB_PATTERN);
+            dev_err!(
+                hw.pdev,
+                "DMA read back {:x?}, expected {:x?}\n",
+                got,
+                LAB_PATTERN
+            );
             return Err(EIO);
         }
         Ok(())

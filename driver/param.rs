@@ -93,4 +93,5 @@ static IRQ_MODE_PARMTYPE: [u8; 24] = *b"parmtype=irq_mode:charp\0";
 
 #[link_section = ".modinfo"]
 #[used(compiler)]
-static IRQ_MODE_PARM: [u8; 63] = *b"parm=irq_mode:Interrupt mode: auto (MSI, else INTx), msi, intx\0";
+static IRQ_MODE_PARM: [u8; 63] =
+    *b"parm=irq_mode:Interrupt mode: auto (MSI, else INTx), msi, intx\0";
