@@ -93,6 +93,11 @@ const COMMON: &[i64] = &[
     libc::SYS_gettid,
     libc::SYS_getpid,
     libc::SYS_tgkill,
+    // The tail of a thread's start-up (glibc and std), which a thread the
+    // edu device started just before the filter went on may still be in.
+    libc::SYS_rseq,
+    libc::SYS_set_robust_list,
+    libc::SYS_sched_getaffinity,
 ];
 
 fn ioctl_rule(req: u64) -> Result<SeccompRule, Error> {
@@ -124,6 +129,16 @@ pub fn filter() -> Result<BpfProgram, Error> {
         .map(ioctl_rule)
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_ioctl, ioctls);
+    // A starting thread names itself.
+    rules.insert(
+        libc::SYS_prctl,
+        vec![SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            libc::PR_SET_NAME as u64,
+        )?])?],
+    );
     // malloc grows its arenas with mprotect; never allow making memory
     // executable.
     rules.insert(

@@ -76,7 +76,7 @@ pub struct Vmm {
     // Field order matters for drop: vCPUs, then the VM, then its memory.
     vcpus: Vec<Vcpu>,
     bus: Arc<Bus>,
-    pci: Option<PciDevices>,
+    pci: PciDevices,
     _vm: Arc<VmFd>,
     _kvm: Kvm,
     _mem: GuestMemoryMmap,
@@ -93,7 +93,7 @@ impl TryFrom<Config> for Vmm {
         let mem = Self::create_memory(&vm, config.memory_bytes)?;
         let kernel = Self::load_boot_images(&mem, &config)?;
         let (bus, pci) = Self::create_devices(&vm, &mem, &config)?;
-        let slots = pci.as_ref().map(PciDevices::slots).unwrap_or_default();
+        let slots = pci.slots();
         mptable::setup(&mem, config.vcpus, &slots)?;
         let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus)?;
         Ok(Vmm {
@@ -188,7 +188,7 @@ impl Vmm {
         vm: &Arc<VmFd>,
         mem: &GuestMemoryMmap,
         c: &Config,
-    ) -> Result<(Arc<Bus>, Option<PciDevices>), Error> {
+    ) -> Result<(Arc<Bus>, PciDevices), Error> {
         let out: legacy::ConsoleOut = match &c.serial {
             SerialOut::Stdout => Box::new(std::io::stdout()),
             SerialOut::File(p) => Box::new(
@@ -205,13 +205,8 @@ impl Vmm {
             reset_rx,
             c.trace_devices,
         );
-        let pci = if c.edu_devices > 0 {
-            let p = PciDevices::new(vm.clone(), mem, c)?;
-            bus.set_pci(p.access());
-            Some(p)
-        } else {
-            None
-        };
+        let pci = PciDevices::new(vm.clone(), mem, c)?;
+        bus.set_pci(pci.access());
         Ok((Arc::new(bus), pci))
     }
 
@@ -288,7 +283,7 @@ impl Vmm {
             s.mmio.load(Ordering::Relaxed),
             s.unhandled.load(Ordering::Relaxed),
         );
-        for (slot, st) in self.pci.as_ref().map(PciDevices::stats).unwrap_or_default() {
+        for (slot, st) in self.pci.stats() {
             log::info!("edu 00:{slot:02x}.0: {st:?}");
         }
         Ok(exit)

@@ -1,0 +1,3 @@
+# Interrupts as MSI; see irq.inc.
+        .equ MODE_INTX, 0
+        .include "irq.inc"
