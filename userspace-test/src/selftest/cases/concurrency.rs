@@ -209,10 +209,17 @@ pub(super) fn signal_interrupt(ctx: &Ctx) -> CaseResult {
         thread::sleep(Duration::from_millis(37));
     }
     stop.store(true, Ordering::SeqCst);
-    let (_ok, _eintr, errors) = worker
+    let (ok, eintr, errors) = worker
         .join()
         .map_err(|_| Verdict::Fail("worker panicked".into()))?;
     first_error(errors.into_iter().map(Err).collect())?;
+    // A DMA waits ~100 ms for its interrupt and a signal comes every
+    // 37 ms: an interruptible wait must have been cut short at least once.
+    ensure(eintr > 0, || {
+        format!(
+            "{ok} round trips under 2 s of signals and no EINTR: the waits are not interruptible"
+        )
+    })?;
     // Afterwards, without signals, everything works and the data is right.
     let dev = Device::open(&ctx.path())?;
     let data = pattern(0x5fff, BUF);
