@@ -288,3 +288,94 @@ fn compare(args: &[String]) -> Result<bool, String> {
     println!("regscript: {passed} passed, {} failed", total - passed);
     Ok(ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("regscript-main-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn arguments_options_and_list_files() {
+        let d = temp("args");
+        let list = d.join("batch");
+        std::fs::write(&list, "/a.regs\n\n  /b.regs \n").unwrap();
+        let (paths, opts) = script_args(&s(&[
+            "x.regs",
+            "--list",
+            list.to_str().unwrap(),
+            "--note",
+            "hi",
+        ]))
+        .unwrap();
+        assert_eq!(paths, s(&["x.regs", "/a.regs", "/b.regs"]));
+        assert_eq!(opts, vec![("note".to_string(), "hi".to_string())]);
+        assert!(script_args(&s(&["--note"])).is_err());
+        assert!(script_args(&s(&["--list", "/nonexistent/list"])).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A corpus of two QEMU scripts and one model-only script, a console
+    /// log, and extract then compare over it.
+    #[test]
+    fn extract_then_compare_a_console_log() {
+        let d = temp("extract");
+        let dir = d.to_str().unwrap().to_string();
+        std::fs::write(d.join("a.regs"), "echo a\n").unwrap();
+        std::fs::write(d.join("b.regs"), "echo b\n").unwrap();
+        std::fs::write(d.join("m.regs"), "# model-only: why\necho m\n").unwrap();
+        let log = d.join("console.log");
+        let both = format!(
+            "boot noise\r\n{}{}",
+            frame::frame("a", &s(&["echo a"])),
+            frame::frame("b", &s(&["echo b"]))
+        );
+        std::fs::write(&log, &both).unwrap();
+        let log = log.to_str().unwrap().to_string();
+        assert_eq!(
+            extract(&s(&[&log, &dir, "--note", "from a test"])),
+            Ok(true)
+        );
+        let golden = std::fs::read_to_string(d.join("a.golden")).unwrap();
+        assert_eq!(golden, "# from a test\necho a\n");
+        assert!(!d.join("m.golden").exists());
+        assert_eq!(compare(&s(&[&log, &dir])), Ok(true));
+
+        // QEMU answering differently, a script missing, a script failing.
+        std::fs::write(&log, frame::frame("a", &s(&["echo A"]))).unwrap();
+        assert_eq!(compare(&s(&[&log, &dir])), Ok(false));
+        assert_eq!(extract(&s(&[&log, &dir])), Ok(false));
+        std::fs::write(
+            &log,
+            format!(
+                "{}{}",
+                frame::frame("a", &s(&["echo a"])),
+                frame::frame_failure("b", &[], "boom")
+            ),
+        )
+        .unwrap();
+        assert_eq!(compare(&s(&[&log, &dir])), Ok(false));
+        assert!(compare(&s(&[&log])).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn model_command_runs_scripts() {
+        let d = temp("model");
+        let p = d.join("x.regs");
+        std::fs::write(&p, "read bar0 4 0\n").unwrap();
+        assert_eq!(model(&s(&[p.to_str().unwrap()])), Ok(true));
+        std::fs::write(&p, "write cfg 4 0 @undefined\n").unwrap();
+        assert!(model(&s(&[p.to_str().unwrap()])).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
