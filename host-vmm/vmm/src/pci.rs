@@ -4,16 +4,33 @@
 //! interrupt trait.
 //!
 //! INTx: a slot's INTA is the IOAPIC pin the MP table names
-//! ([`mptable::pci_slot_gsi`]); asserting and deasserting it is
-//! `KVM_IRQ_LINE` with level 1/0, so the in-kernel IOAPIC re-delivers a
-//! level interrupt for as long as the device holds it. MSI: the message the
-//! guest programmed goes to `KVM_SIGNAL_MSI` as is.
+//! ([`mptable::pci_slot_gsi`]), driven the way QEMU drives it under KVM:
+//! an irqfd with a resample eventfd. Asserting writes the irqfd, which
+//! raises the line; the line stays up until the guest's EOI, when KVM
+//! lowers it and signals the resample eventfd; a small thread then raises
+//! it again if the device still asserts (edu: status non-zero). So the guest
+//! sees level semantics, and an interrupt acked before the EOI is not
+//! delivered again.
+//!
+//! The emulating KVM on our development machines (`kvm_pvm`) performs the
+//! IOAPIC's end-of-interrupt for a level interrupt as soon as it is
+//! delivered, before the guest's handler has acked the device (measured: a
+//! guest that never writes the local APIC's EOI register still receives
+//! every later interrupt, and the resample eventfd fires while the handler
+//! runs). Re-raising at once would deliver every INTx twice there, and plain
+//! `KVM_IRQ_LINE` 1/0 did exactly that. So after a resample the thread
+//! waits up to [`INTX_REASSERT_GRACE`] for the device to deassert before it
+//! raises the line again. On a hardware KVM the resample comes after the
+//! handler's ack, the device no longer asserts, and nothing waits; only a
+//! guest that leaves status bits set sees its repeated interrupt that much
+//! later. MSI: the message the guest programmed goes to `KVM_SIGNAL_MSI`
+//! as is.
 //!
 //! Like firmware, the VMM places each edu's BAR0 in the PCI window (1 MiB
 //! apart) and writes the slot's GSI into the Interrupt Line register; the
 //! guest may move the BAR, and the bus follows.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use edu_devices::{EduConfig, EduDevice, EduStats};
@@ -21,9 +38,11 @@ use edu_pci::{InterruptError, InterruptSink, IntxPin, MsiMessage, PciAddress, Pc
 use kvm_bindings::kvm_msi;
 use kvm_ioctls::VmFd;
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::PciAccess;
 use crate::config::Config;
+use crate::legacy::lock;
 use crate::memory::{PCI_MMIO_END, PCI_MMIO_START};
 use crate::mptable;
 
@@ -33,6 +52,9 @@ const CONFIG_PORT: u16 = 0xcf8;
 const CONFIG_PORT_LEN: u16 = 8;
 /// Size of edu's BAR0.
 const EDU_BAR_SIZE: u64 = 1 << 20;
+/// How long after an early EOI the resample thread waits for the device to
+/// deassert before raising INTx again (see the module documentation).
+pub const INTX_REASSERT_GRACE: Duration = Duration::from_millis(10);
 /// Offset of BAR0 in configuration space.
 const PCI_BAR0: usize = 0x10;
 /// Offset of the Interrupt Line register.
@@ -47,6 +69,15 @@ pub enum Error {
     /// The bus had no room.
     #[error("adding edu device {0} to the PCI bus: {1}")]
     Bus(u8, #[source] edu_pci::PciBusError),
+    /// An eventfd could not be created.
+    #[error("creating an eventfd for INTx: {0}")]
+    EventFd(#[source] std::io::Error),
+    /// The irqfd could not be registered.
+    #[error("registering the INTx irqfd for GSI {0}: {1}")]
+    Irqfd(u32, #[source] kvm_ioctls::Error),
+    /// The resample thread could not be started.
+    #[error("starting the INTx resample thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The BARs do not fit in the PCI window.
     #[error("{0} edu BARs do not fit in the PCI MMIO window")]
     Window(u8),
@@ -56,22 +87,67 @@ pub enum Error {
 pub struct KvmInterrupts {
     vm: Arc<VmFd>,
     gsi: u32,
+    irqfd: EventFd,
+    /// Whether the device asserts INTx (re-raised after each EOI while set).
+    level: Mutex<bool>,
+    /// Signalled when `level` drops.
+    lowered: Condvar,
     trace: bool,
 }
 
 impl KvmInterrupts {
-    /// Delivery for a device whose INTA is wired to `gsi`.
-    pub fn new(vm: Arc<VmFd>, gsi: u32, trace: bool) -> Self {
-        KvmInterrupts { vm, gsi, trace }
+    /// Delivery for a device whose INTA is wired to `gsi`; registers the
+    /// irqfd and starts the resample thread.
+    pub fn new(vm: Arc<VmFd>, gsi: u32, trace: bool) -> Result<Arc<Self>, Error> {
+        let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(Error::EventFd)?;
+        let resample = EventFd::new(0).map_err(Error::EventFd)?;
+        vm.register_irqfd_with_resample(&irqfd, &resample, gsi)
+            .map_err(|e| Error::Irqfd(gsi, e))?;
+        let me = Arc::new(KvmInterrupts {
+            vm,
+            gsi,
+            irqfd,
+            level: Mutex::new(false),
+            lowered: Condvar::new(),
+            trace,
+        });
+        let weak = Arc::downgrade(&me);
+        std::thread::Builder::new()
+            .name(format!("intx-gsi{gsi}"))
+            .spawn(move || {
+                // Each read returns after an EOI of this GSI lowered the line.
+                while resample.read().is_ok() {
+                    match weak.upgrade() {
+                        Some(me) => me.resample(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(Error::Thread)?;
+        Ok(me)
     }
 
-    fn line(&self, level: bool) -> Result<(), InterruptError> {
-        if self.trace {
-            log::info!("intx gsi {} level {}", self.gsi, u8::from(level));
+    /// KVM lowered the line at an EOI: raise it again if the device still
+    /// asserts once the grace period is over.
+    fn resample(&self) {
+        let level = lock(&self.level);
+        let (level, _) = self
+            .lowered
+            .wait_timeout_while(level, INTX_REASSERT_GRACE, |l| *l)
+            .unwrap_or_else(PoisonError::into_inner);
+        if *level {
+            if self.trace {
+                log::info!(
+                    "intx gsi {} still asserted after EOI: raised again",
+                    self.gsi
+                );
+            }
+            let _ = self.irqfd.write(1);
         }
-        self.vm
-            .set_irq_line(self.gsi, level)
-            .map_err(|e| InterruptError::Delivery(std::io::Error::from_raw_os_error(e.errno())))
+    }
+
+    fn io_err(e: std::io::Error) -> InterruptError {
+        InterruptError::Delivery(e)
     }
 }
 
@@ -87,11 +163,23 @@ pub fn kvm_msi_from(msg: MsiMessage) -> kvm_msi {
 
 impl InterruptSink for KvmInterrupts {
     fn assert_intx(&self, _pin: IntxPin) -> Result<(), InterruptError> {
-        self.line(true)
+        if self.trace {
+            log::info!("intx gsi {} assert", self.gsi);
+        }
+        *lock(&self.level) = true;
+        self.irqfd.write(1).map_err(Self::io_err)
     }
 
     fn deassert_intx(&self, _pin: IntxPin) -> Result<(), InterruptError> {
-        self.line(false)
+        if self.trace {
+            log::info!(
+                "intx gsi {} deassert (line drops at the guest's EOI)",
+                self.gsi
+            );
+        }
+        *lock(&self.level) = false;
+        self.lowered.notify_all();
+        Ok(())
     }
 
     fn send_msi(&self, msg: MsiMessage) -> Result<(), InterruptError> {
@@ -165,11 +253,7 @@ impl PciDevices {
         };
         for i in 0..c.edu_devices {
             let slot = i + 1;
-            let irq = Arc::new(KvmInterrupts::new(
-                vm.clone(),
-                mptable::pci_slot_gsi(slot),
-                c.trace_devices,
-            ));
+            let irq = KvmInterrupts::new(vm.clone(), mptable::pci_slot_gsi(slot), c.trace_devices)?;
             let edu = Arc::new(
                 EduDevice::new(edu_config, mem.clone(), irq).map_err(|e| Error::Edu(i, e))?,
             );
