@@ -5,7 +5,8 @@
 //!                                                 device, framed for the host
 //!   edu-regscript run [--device SYSFS_DIR] SCRIPT plain transcript
 //! On the host:
-//!   edu-regscript model SCRIPT...                 plain transcript from our model
+//!   edu-regscript model [--clock manual|thread] SCRIPT...
+//!                                                 plain transcript from our model
 //!   edu-regscript extract LOG DIR [--note TEXT]   console log -> DIR/NAME.golden
 //!   edu-regscript compare LOG DIR                 console log vs DIR/NAME.golden
 //!
@@ -22,7 +23,8 @@ use edu_regscript::model::ModelTarget;
 const USAGE: &str = "usage:
   edu-regscript guest [--list FILE] SCRIPT...    (in the guest) script k on the k-th edu device
   edu-regscript run [--device SYSFS_DIR] SCRIPT  (in the guest) plain transcript
-  edu-regscript model SCRIPT...                  transcript from our edu model
+  edu-regscript model [--clock manual|thread] SCRIPT...
+                                                 transcript from our edu model
   edu-regscript extract LOG DIR [--note TEXT]... console log -> DIR/NAME.golden
   edu-regscript compare LOG DIR                  console log vs DIR/NAME.golden";
 
@@ -169,10 +171,23 @@ fn run_one(_: &[String]) -> Result<bool, String> {
 }
 
 fn model(args: &[String]) -> Result<bool, String> {
-    let (paths, _) = script_args(args)?;
+    use edu_devices::edu::{EduClock, EduConfig, RejectedRead};
+    let (paths, opts) = script_args(args)?;
+    let mut config = EduConfig {
+        clock: EduClock::Manual,
+        rejected_read: RejectedRead::Zero,
+        ..EduConfig::default()
+    };
+    for (o, v) in &opts {
+        match (o.as_str(), v.as_str()) {
+            ("clock", "manual") => config.clock = EduClock::Manual,
+            ("clock", "thread") => config.clock = EduClock::Thread,
+            _ => return Err(format!("model: unknown option --{o} {v}")),
+        }
+    }
     for path in &paths {
         let entry = load(path)?;
-        let mut t = ModelTarget::new().map_err(|e| e.to_string())?;
+        let mut t = ModelTarget::with_config(config).map_err(|e| e.to_string())?;
         match exec::run(&entry.script, &mut t) {
             Ok(lines) => print_transcript(&lines),
             Err((partial, e)) => {

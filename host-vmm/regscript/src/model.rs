@@ -358,9 +358,18 @@ mod tests {
     /// What a corpus script does against the model, compared with its
     /// expected transcript.
     fn check(entry: &Entry) -> Result<(), String> {
+        let config = EduConfig {
+            clock: EduClock::Manual,
+            rejected_read: RejectedRead::Zero,
+            ..EduConfig::default()
+        };
+        check_with(entry, config)
+    }
+
+    fn check_with(entry: &Entry, config: EduConfig) -> Result<(), String> {
         let expected_path = entry.expected_path();
         let expected = corpus::read_transcript(&expected_path).map_err(|e| e.to_string())?;
-        let mut t = ModelTarget::new().map_err(|e| e.to_string())?;
+        let mut t = ModelTarget::with_config(config).map_err(|e| e.to_string())?;
         let got = exec::run_with_origins(&entry.script, &mut t).map_err(|e| e.to_string())?;
         match corpus::compare(&expected, &got) {
             None => Ok(()),
@@ -370,6 +379,44 @@ mod tests {
                 expected_path.display()
             )),
         }
+    }
+
+    fn thread_clock() -> EduConfig {
+        EduConfig {
+            clock: EduClock::Thread,
+            rejected_read: RejectedRead::Zero,
+            ..EduConfig::default()
+        }
+    }
+
+    /// The device as the VMM runs it (worker thread, real 100 ms DMA delay)
+    /// against every script whose result does not depend on how long the
+    /// asynchronous work takes. One thread per script keeps it short.
+    #[test]
+    fn threaded_model_reproduces_the_timing_independent_scripts() {
+        let entries = corpus::load_dir(&corpus::builtin_dir()).unwrap();
+        let runs: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e.script.timing_sensitive.is_none())
+            .map(|e| std::thread::spawn(move || (check_with(&e, thread_clock()), e)))
+            .collect();
+        assert!(runs.len() >= 20, "only {} scripts", runs.len());
+        let failures: Vec<String> = runs
+            .into_iter()
+            .filter_map(|h| {
+                let (result, e) = h.join().unwrap();
+                match (&e.script.known_mismatch, result) {
+                    (None, Ok(())) | (Some(_), Err(_)) => None,
+                    (None, Err(msg)) => Some(msg),
+                    (Some(_), Ok(())) => Some(format!("{}: matches now", e.path.display())),
+                }
+            })
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "thread clock:\n\n{}",
+            failures.join("\n\n")
+        );
     }
 
     /// Runner B: every script of the corpus against the model. Scripts with

@@ -6,6 +6,7 @@
 //! ```text
 //! # model-only: <reason>          header: run against our model only
 //! # known-model-mismatch: <what>  header: the model does not match yet
+//! # timing-sensitive: <why>       header: compare only on the manual clock
 //! read  bar0|cfg SIZE OFFSET [& MASK] [as-buf]
 //! write bar0|cfg SIZE OFFSET VALUE
 //! save  @NAME bar0|cfg SIZE OFFSET
@@ -196,6 +197,10 @@ pub struct Script {
     /// The difference given by a `# known-model-mismatch:` header, if any:
     /// the model is known not to reproduce this script's golden file yet.
     pub known_mismatch: Option<String>,
+    /// The reason given by a `# timing-sensitive:` header: the transcript
+    /// depends on how long the device's asynchronous work takes, so it is
+    /// only compared under the model's manual clock.
+    pub timing_sensitive: Option<String>,
     /// The commands in order.
     pub lines: Vec<Line>,
 }
@@ -227,6 +232,7 @@ impl Script {
         let mut script = Script {
             model_only: None,
             known_mismatch: None,
+            timing_sensitive: None,
             lines: Vec::new(),
         };
         for (i, raw) in text.lines().enumerate() {
@@ -237,6 +243,7 @@ impl Script {
                 for (key, slot) in [
                     ("model-only:", &mut script.model_only),
                     ("known-model-mismatch:", &mut script.known_mismatch),
+                    ("timing-sensitive:", &mut script.timing_sensitive),
                 ] {
                     if let Some(reason) = comment.strip_prefix(key) {
                         let reason = reason.trim();
@@ -576,6 +583,8 @@ mod tests {
         let s = Script::parse("# known-model-mismatch: line 4 status\n").unwrap();
         assert_eq!(s.known_mismatch.as_deref(), Some("line 4 status"));
         assert!(s.model_only.is_none());
+        let s = Script::parse("#timing-sensitive: slow\n").unwrap();
+        assert_eq!(s.timing_sensitive.as_deref(), Some("slow"));
     }
 
     #[test]
