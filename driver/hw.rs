@@ -235,6 +235,8 @@ impl EduDev {
 
     /// Borrows the bound device and BAR0 for an operation.
     ///
+    /// `alive` must be this device's own [`State::alive`], borrowed from
+    /// the guard of `self.state` (every caller in this file does so).
     /// Fails with `ENODEV` once the device was unbound.
     fn hw<'a>(&'a self, alive: &'a Alive) -> Result<Hw<'a>> {
         if !alive.0 {
