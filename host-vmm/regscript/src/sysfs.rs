@@ -50,6 +50,9 @@ pub enum SysfsError {
         #[source]
         source: io::Error,
     },
+    /// A driver owns the device; scripts need it unbound.
+    #[error("{0}: a driver is bound to the device (boot without edu.ko)")]
+    DriverBound(PathBuf),
     /// No edu device is there.
     #[error("no PCI device {EDU_VENDOR:04x}:{EDU_DEVICE:04x} in {0}")]
     NoDevice(PathBuf),
@@ -271,6 +274,9 @@ impl SysfsTarget {
     /// Enable the device at `dir`, map BAR0, switch on bus mastering and get
     /// a DMA buffer.
     pub fn open(dir: &Path) -> Result<SysfsTarget, SysfsError> {
+        if dir.join("driver").exists() {
+            return Err(SysfsError::DriverBound(dir.to_path_buf()));
+        }
         let enable = dir.join("enable");
         std::fs::write(&enable, "1").map_err(io_err("write", &enable))?;
 
@@ -437,6 +443,17 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_str().unwrap())
             .collect();
         assert_eq!(names, ["0000:00:04.0", "0000:00:05.0"]);
+        // A bound driver is refused before anything is touched.
+        let bound = root.join("0000:00:04.0");
+        std::fs::create_dir_all(bound.join("driver")).unwrap();
+        assert!(matches!(
+            SysfsTarget::open(&bound),
+            Err(SysfsError::DriverBound(_))
+        ));
+        assert!(!bound.join("enable").exists());
+        // Without one, the missing sysfs files are reported by name.
+        let err = SysfsTarget::open(&root.join("0000:00:05.0")).err().unwrap();
+        assert!(err.to_string().contains("/config"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();
         assert!(find_edu_devices(&root).is_err());
     }
