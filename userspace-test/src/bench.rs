@@ -75,8 +75,12 @@ pub fn human_ns(ns: u64) -> String {
 pub enum Clock {
     /// `CLOCK_MONOTONIC` (std's `Instant`).
     Monotonic { start: Instant },
-    /// The TSC, at `ns_per_tick`.
-    Tsc { base: u64, ns_per_tick: f64 },
+    /// The TSC, at `ns_per_tick`; `given` if the rate came from the user.
+    Tsc {
+        base: u64,
+        ns_per_tick: f64,
+        given: bool,
+    },
 }
 
 /// The resolution of `CLOCK_MONOTONIC` in ns.
@@ -127,6 +131,16 @@ impl Clock {
         Clock::Tsc {
             base: tsc0,
             ns_per_tick: (t1 - t0).as_nanos() as f64 / ticks as f64,
+            given: false,
+        }
+    }
+
+    /// The TSC at a known rate.
+    pub fn tsc_at(mhz: f64) -> Self {
+        Clock::Tsc {
+            base: rdtsc(),
+            ns_per_tick: 1e3 / mhz,
+            given: true,
         }
     }
 
@@ -134,9 +148,9 @@ impl Clock {
     pub fn now_ns(&self) -> u64 {
         match *self {
             Clock::Monotonic { start } => start.elapsed().as_nanos() as u64,
-            Clock::Tsc { base, ns_per_tick } => {
-                (rdtsc().saturating_sub(base) as f64 * ns_per_tick) as u64
-            }
+            Clock::Tsc {
+                base, ns_per_tick, ..
+            } => (rdtsc().saturating_sub(base) as f64 * ns_per_tick) as u64,
         }
     }
 
@@ -144,8 +158,14 @@ impl Clock {
     pub fn describe(&self) -> String {
         match self {
             Clock::Monotonic { .. } => "CLOCK_MONOTONIC".into(),
+            Clock::Tsc {
+                ns_per_tick,
+                given: true,
+                ..
+            } => format!("TSC at {:.0} MHz (given)", 1e3 / ns_per_tick),
             Clock::Tsc { ns_per_tick, .. } => format!(
-                "TSC at {:.0} MHz (CLOCK_MONOTONIC resolves only {})",
+                "TSC at {:.0} MHz, calibrated against CLOCK_MONOTONIC, which resolves only {} \
+                 (pass --tsc-mhz if the guest clock drifts)",
                 1e3 / ns_per_tick,
                 human_ns(monotonic_resolution_ns())
             ),
@@ -229,7 +249,11 @@ fn measure(
 
 pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<(), Failure> {
     let info = dev.info()?;
-    let clock = Clock::choose(Duration::from_millis(200));
+    let clock = match args.tsc_mhz {
+        Some(mhz) if mhz.is_finite() && mhz > 0.0 => Clock::tsc_at(mhz),
+        Some(mhz) => return Err(Failure::Other(format!("--tsc-mhz {mhz}: not a frequency"))),
+        None => Clock::choose(Duration::from_millis(200)),
+    };
     let mut thread_counts = vec![1];
     if args.threads > 1 {
         thread_counts.push(args.threads);
@@ -331,6 +355,7 @@ mod tests {
         let tsc = Clock::Tsc {
             base: rdtsc(),
             ns_per_tick,
+            given: false,
         };
         let mono = Clock::Monotonic {
             start: Instant::now(),
@@ -340,6 +365,12 @@ mod tests {
         assert!(b >= 50e6, "{b}");
         assert!((a / b - 1.0).abs() < 0.2, "tsc {a} ns vs monotonic {b} ns");
         assert!(tsc.describe().starts_with("TSC at "));
+        let given = Clock::tsc_at(1000.0);
+        assert_eq!(given.describe(), "TSC at 1000 MHz (given)");
+        let Clock::Tsc { ns_per_tick, .. } = given else {
+            panic!()
+        };
+        assert_eq!(ns_per_tick, 1.0);
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub struct SelftestArgs {
     /// Factorials per thread or process in the concurrency cases
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub iters: u32,
-    /// Skip the sysfs unbind/rebind cases
+    /// Skip the cases that unbind the device or unload the module
     #[arg(long)]
     pub no_unbind: bool,
 }
@@ -121,6 +121,11 @@ pub struct BenchArgs {
     /// Round trips per thread for 4 KiB DMA (each is two DMAs)
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub dma_iters: u32,
+    /// TSC frequency to time with, instead of calibrating the TSC against
+    /// the guest's clock (under QEMU TCG the guest TSC runs at the host's
+    /// rate, and a guest on the jiffies clocksource calibrates it badly)
+    #[arg(long, value_name = "MHZ")]
+    pub tsc_mhz: Option<f64>,
     /// Operations to measure (comma-separated)
     #[arg(long, value_delimiter = ',', default_value = "factorial,raise,dma")]
     pub ops: Vec<BenchOp>,
@@ -255,6 +260,12 @@ mod tests {
         };
         assert_eq!((b.threads, b.iters), (2, 10));
         assert_eq!(b.ops, [BenchOp::Raise, BenchOp::Dma]);
+        assert_eq!(b.tsc_mhz, None);
+        let cli = parse(&["bench", "--tsc-mhz", "2596.1"]).unwrap();
+        let Some(Command::Bench(b)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(b.tsc_mhz, Some(2596.1));
     }
 
     #[test]

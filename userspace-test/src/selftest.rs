@@ -7,6 +7,7 @@
 //! last: they take the device away from every fd opened before them.
 
 mod cases;
+mod kmod;
 mod sysfs;
 
 use std::fmt;

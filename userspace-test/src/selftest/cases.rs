@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use edu_abi::*;
 
-use super::sysfs;
 use super::{ensure, Case, CaseResult, Ctx, Verdict};
+use super::{kmod, sysfs};
 use crate::device::{factorial_u32, DevError, Device, Dir, GuardPages, LAB_COMMANDS};
 use crate::errno::Errno;
 
@@ -67,6 +67,7 @@ pub fn all() -> Vec<Case> {
         case("two-devices-parallel", "two devices' DMAs overlap in time", 60, two_devices_parallel),
         case("unbind-rebind", "unbind with an fd open: ENODEV; rebind: fresh open works", 60, unbind_rebind),
         case("unbind-busy", "unbind while threads are inside ioctls", 60, unbind_busy),
+        case("unbind-rmmod", "rmmod with a file open: refused, or safe and reloadable", 60, rmmod_busy),
     ]
 }
 

@@ -1,5 +1,7 @@
 //! Unbinding the device through sysfs under open fds and running ioctls.
 
+use std::path::Path;
+
 use super::*;
 
 /// The device behind the suite's node, bound to the `edu` driver.
@@ -114,8 +116,25 @@ fn check_stale(dev: &Device, when: &str) -> CaseResult {
     expect_errno(dev.write_at(&buf, 0), e, &format!("{when}: pwrite"))
 }
 
+/// Opening the minor of an unbound device (through a node of our own, as
+/// devtmpfs removed its node) fails with ENXIO.
+fn check_unbound_minor(major: u64, minor: u64) -> CaseResult {
+    let node = std::env::temp_dir().join(format!("edu-test-{}-{minor}", std::process::id()));
+    let _ = std::fs::remove_file(&node);
+    kmod::mknod_char(&node, major, minor)
+        .map_err(|e| Verdict::Fail(format!("mknod {}: {e}", node.display())))?;
+    let opened = Device::open(&node.to_string_lossy());
+    let _ = std::fs::remove_file(&node);
+    expect_errno(
+        opened.map(|d| d.path().to_string()),
+        libc::ENXIO,
+        "open of the unbound minor",
+    )
+}
+
 pub(super) fn unbind_rebind(ctx: &Ctx) -> CaseResult {
     let bound = bound_device(ctx)?;
+    let (major, minor) = sysfs::node_numbers(&ctx.path()).map_err(Verdict::Fail)?;
     let old = Device::open(&ctx.path())?;
     old.info()?;
     let unbound = Unbound::new(&bound)?;
@@ -123,6 +142,7 @@ pub(super) fn unbind_rebind(ctx: &Ctx) -> CaseResult {
         "still bound after unbind".into()
     })?;
     check_stale(&old, "after unbind")?;
+    check_unbound_minor(major, minor)?;
     let node = unbound.rebind(ctx)?;
     check_fresh(&node)?;
     check_stale(&old, "after rebind, on the old fd")
@@ -202,4 +222,46 @@ pub(super) fn unbind_busy(ctx: &Ctx) -> CaseResult {
     let node = unbound.rebind(ctx)?;
     first_error(results)?;
     check_fresh(&node)
+}
+
+/// The loaded module's name, and its file for loading it again.
+const MODULE: &str = "edu";
+const MODULE_FILE: &str = "/lib/modules/edu.ko";
+
+pub(super) fn rmmod_busy(ctx: &Ctx) -> CaseResult {
+    if ctx.no_unbind {
+        return Err(Verdict::Skip("--no-unbind".into()));
+    }
+    if !Path::new("/sys/module").join(MODULE).exists() {
+        return Err(Verdict::Skip(format!("no module {MODULE} loaded")));
+    }
+    let path = ctx.path();
+    let dev = Device::open(&path)?;
+    let params = kmod::current_params(MODULE);
+    match kmod::delete_module(MODULE) {
+        // Refused while a file is open: the fd must still work.
+        Err(e) if e == Errno(libc::EAGAIN) || e == Errno(libc::EBUSY) => {
+            let got = dev.factorial(12)?;
+            ensure(got == factorial_u32(12), || {
+                format!("after the refused rmmod: 12! = {got:#x}")
+            })
+        }
+        Err(e) if e == Errno(libc::EPERM) => {
+            Err(Verdict::Skip("not allowed to unload modules".into()))
+        }
+        Err(e) => Err(Verdict::Fail(format!(
+            "rmmod {MODULE} with {path} open: {e}"
+        ))),
+        // Allowed: then it must be safe. The fd fails, and loading the
+        // module again gives a working device.
+        Ok(()) => {
+            check_stale(&dev, "after rmmod")?;
+            drop(dev);
+            kmod::load_module(Path::new(MODULE_FILE), &params)
+                .map_err(|e| Verdict::Fail(format!("reloading {MODULE_FILE} {params}: {e}")))?;
+            let pci = sysfs::pci_dir_of(&path).map_err(Verdict::Fail)?;
+            let node = sysfs::node_of(&pci, Duration::from_secs(5)).map_err(Verdict::Fail)?;
+            check_fresh(&node)
+        }
+    }
 }
