@@ -1,6 +1,8 @@
 //! Assembles the bare-metal test guests in `guests/` with the GNU assembler
 //! and links them with `ld` into ELF images in OUT_DIR, which the
-//! integration tests boot through edu-vmm.
+//! integration tests boot through edu-vmm. `bootinfo` is also packaged as a
+//! bzImage (a setup header in front of the flat 64-bit code), so the
+//! bzImage path Linux takes is tested too.
 //!
 //! The VMM itself does not need them: if `as` or `ld` is missing the build
 //! goes on, and EDU_GUESTS_ERROR tells the tests why they cannot run (they
@@ -43,10 +45,63 @@ fn build_guest(dir: &Path, out: &Path, name: &str) -> Result<(), String> {
             "noexecstack",
         ])
         .args(["-z", "max-page-size=0x1000", "-T"])
-        .arg(dir.join("guest.ld"))
+        .arg(dir.join(if name.starts_with("pvh") {
+            "guest-pvh.ld"
+        } else {
+            "guest.ld"
+        }))
         .arg("-o")
         .arg(&elf)
         .arg(&obj))
+}
+
+/// Wraps the flat image `bin` (linked at 0x100200) into a minimal bzImage:
+/// a boot sector and one setup sector carrying the setup header, then the
+/// protected-mode part (0x200 bytes of padding, then the code).
+fn make_bzimage(bin: &[u8]) -> Vec<u8> {
+    let mut v = vec![0u8; 1024];
+    let put = |v: &mut Vec<u8>, off: usize, b: &[u8]| v[off..off + b.len()].copy_from_slice(b);
+    put(&mut v, 0x1f1, &[1]); // setup_sects
+    put(&mut v, 0x1fe, &0xaa55u16.to_le_bytes()); // boot_flag
+    put(&mut v, 0x202, b"HdrS");
+    put(&mut v, 0x206, &0x020fu16.to_le_bytes()); // protocol 2.15
+    put(&mut v, 0x211, &[0x01]); // loadflags: LOADED_HIGH
+    put(&mut v, 0x214, &0x10_0000u32.to_le_bytes()); // code32_start
+    put(&mut v, 0x22c, &0x7fff_ffffu32.to_le_bytes()); // initrd_addr_max
+    put(&mut v, 0x230, &0x1000u32.to_le_bytes()); // kernel_alignment
+    put(&mut v, 0x236, &1u16.to_le_bytes()); // xloadflags: XLF_KERNEL_64
+    put(&mut v, 0x238, &2047u32.to_le_bytes()); // cmdline_size
+    put(&mut v, 0x258, &0x10_0000u64.to_le_bytes()); // pref_address
+    put(&mut v, 0x260, &0x10_0000u32.to_le_bytes()); // init_size: 1 MiB
+    v.extend_from_slice(&[0u8; 0x200]);
+    v.extend_from_slice(bin);
+    v
+}
+
+fn build_bzimage(dir: &Path, out: &Path, name: &str) -> Result<(), String> {
+    let obj = out.join(format!("{name}.o"));
+    let elf = out.join(format!("{name}-bz.elf"));
+    let bin = out.join(format!("{name}-bz.bin"));
+    run(Command::new("ld")
+        .args([
+            "-static",
+            "-nostdlib",
+            "--build-id=none",
+            "-z",
+            "noexecstack",
+        ])
+        .args(["-z", "max-page-size=0x1000", "-T"])
+        .arg(dir.join("guest-bz.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(&obj))?;
+    run(Command::new("objcopy")
+        .args(["-O", "binary"])
+        .arg(&elf)
+        .arg(&bin))?;
+    let flat = std::fs::read(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let image = out.join(format!("{name}.bzImage"));
+    std::fs::write(&image, make_bzimage(&flat)).map_err(|e| format!("{}: {e}", image.display()))
 }
 
 fn main() {
@@ -68,6 +123,11 @@ fn main() {
     for n in &names {
         if let Err(e) = build_guest(&dir, &out, n) {
             errors.push(format!("{n}: {e}"));
+        }
+    }
+    if names.iter().any(|n| n == "bootinfo") {
+        if let Err(e) = build_bzimage(&dir, &out, "bootinfo") {
+            errors.push(format!("bootinfo.bzImage: {e}"));
         }
     }
     if names.is_empty() {

@@ -80,6 +80,73 @@ fn guest_reads_boot_params_and_mp_table() {
     assert!(r.log.contains("guest reset"), "{}", r.log);
 }
 
+/// The same guest packaged as a bzImage goes through the bzImage loader
+/// (setup header copied into the zero page, 64-bit entry at load + 0x200).
+#[test]
+fn bzimage_guest_reads_boot_params() {
+    let initrd = vec![3u8; 5000];
+    let rd = temp_file("bz-initrd", &initrd);
+    let r = common::boot_image(
+        "bootinfo.bzImage",
+        &[
+            "--memory",
+            "16",
+            "--initramfs",
+            rd.to_str().unwrap(),
+            "--cmdline",
+            "bz=1",
+        ],
+    );
+    r.assert_pass();
+    assert!(r.log.contains("(Linux64, entry 0x100200"), "{}", r.log);
+    assert_eq!(r.lines("cmdline=")[0], "cmdline=[bz=1]");
+    assert_eq!(r.value("initrd", "size"), 5000);
+    assert_eq!(r.value("initrd", "sum"), 15000);
+    assert_eq!(r.value("initrd", "addr"), ((16u64 << 20) - 5000) & !0xfff);
+    assert_eq!(r.value("e820 count", "count"), 3);
+    assert_eq!(r.value("mp cpus", "cpus"), 1);
+}
+
+/// An ELF with a Xen PVH note is entered in 32-bit mode with ebx pointing
+/// at hvm_start_info, which carries the command line, the initramfs as a
+/// module, and the memory map.
+#[test]
+fn pvh_guest_reads_start_info() {
+    let initrd: Vec<u8> = (0..777u32).map(|i| i as u8).collect();
+    let sum: u64 = initrd.iter().map(|&b| u64::from(b)).sum();
+    let rd = temp_file("pvh-initrd", &initrd);
+    let r = boot(
+        "pvh",
+        &[
+            "--memory",
+            "24",
+            "--initramfs",
+            rd.to_str().unwrap(),
+            "--cmdline",
+            "pvh=yes",
+        ],
+    );
+    r.assert_pass();
+    assert!(r.log.contains("(Pvh, entry 0x200000"), "{}", r.log);
+    let head = r.lines("pvh version")[0];
+    assert_eq!(parse_kv(head, "version"), Some(1));
+    assert_eq!(parse_kv(head, "modules"), Some(1));
+    assert_eq!(parse_kv(head, "memmap"), Some(3));
+    assert_eq!(r.lines("cmdline=")[0], "cmdline=[pvh=yes]");
+    assert_eq!(r.value("module", "size"), 777);
+    assert_eq!(r.value("module", "sum"), sum);
+    assert_eq!(r.value("module", "addr"), ((24u64 << 20) - 777) & !0xfff);
+    let map: Vec<&str> = r.lines("pvh-e820");
+    assert_eq!(
+        map,
+        vec![
+            "pvh-e820 0x00000000 0x0009fc00 0x00000001",
+            "pvh-e820 0x0009fc00 0x00060400 0x00000002",
+            "pvh-e820 0x00100000 0x01700000 0x00000001",
+        ]
+    );
+}
+
 /// A triple fault ends the VMM with status 1 and says where.
 #[test]
 fn triple_fault_exits_nonzero_with_reason() {

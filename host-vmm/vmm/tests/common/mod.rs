@@ -71,13 +71,20 @@ pub fn parse_kv(line: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// Path of an assembled guest; panics with the build's reason if the
+/// Path of an assembled guest ELF; panics with the build's reason if the
 /// guests could not be built.
 pub fn guest(name: &str) -> PathBuf {
+    guest_file(&format!("{name}.elf"))
+}
+
+/// Path of a guest image file in the build's output directory.
+pub fn guest_file(file: &str) -> PathBuf {
     if let Some(e) = option_env!("EDU_GUESTS_ERROR") {
-        panic!("bare-metal guests were not assembled (install GNU binutils: as, ld): {e}");
+        panic!("bare-metal guests were not assembled (install GNU binutils: as, ld, objcopy): {e}");
     }
-    PathBuf::from(env!("OUT_DIR")).join(format!("{name}.elf"))
+    let p = PathBuf::from(env!("OUT_DIR")).join(file);
+    assert!(p.exists(), "guest image {} was not built", p.display());
+    p
 }
 
 /// Fails loudly when there is no usable KVM.
@@ -147,10 +154,15 @@ pub fn run_vmm(args: &[&str]) -> Run {
     run
 }
 
-/// Boots the named guest with extra VMM arguments.
+/// Boots the named guest (an ELF) with extra VMM arguments.
 pub fn boot(name: &str, extra: &[&str]) -> Run {
+    boot_image(&format!("{name}.elf"), extra)
+}
+
+/// Boots a guest image file from the build (e.g. `bootinfo.bzImage`).
+pub fn boot_image(file: &str, extra: &[&str]) -> Run {
     require_kvm();
-    let g = guest(name);
+    let g = guest_file(file);
     let mut args = vec!["--kernel", g.to_str().expect("utf-8 path")];
     args.extend_from_slice(extra);
     run_vmm(&args)
