@@ -381,15 +381,19 @@ mod tests {
         }
     }
 
+    /// The worker-thread clock, with a DMA delay long enough (250 ms) that
+    /// a loaded machine cannot finish a transfer between two accesses a
+    /// script makes back to back; the transcripts do not depend on it.
     fn thread_clock() -> EduConfig {
         EduConfig {
             clock: EduClock::Thread,
             rejected_read: RejectedRead::Zero,
+            dma_delay: Duration::from_millis(250),
             ..EduConfig::default()
         }
     }
 
-    /// The device as the VMM runs it (worker thread, real 100 ms DMA delay)
+    /// The device as the VMM runs it (worker thread, real time)
     /// against every script whose result does not depend on how long the
     /// asynchronous work takes. One thread per script keeps it short.
     #[test]
