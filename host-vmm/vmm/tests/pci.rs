@@ -94,3 +94,31 @@ fn no_edu_only_host_bridge() {
     assert_eq!(r.lines("pci dev=").len(), 1, "{}", r.serial);
     assert_eq!(r.value("pci edus", "edus"), 0);
 }
+
+/// A hostile guest (random ports, configuration registers and MMIO of every
+/// size, DMA outside the buffer and outside RAM) cannot take the VMM down:
+/// it runs to its end, and the guest errors are counted and logged.
+#[test]
+fn hostile_guest_cannot_take_the_vmm_down() {
+    let r = boot(
+        "chaos",
+        &["--memory", "16", "--edu", "2", "--edu-dma-delay-ms", "0"],
+    );
+    r.assert_pass();
+    assert_eq!(r.lines("chaos: survived").len(), 1);
+    assert!(r.log.contains("dma_out_of_range: 4,"), "{}", r.log);
+    assert_eq!(
+        r.log.matches("DMA out of range, nothing copied").count(),
+        4,
+        "{}",
+        r.log
+    );
+    let nothing: u64 = r
+        .log
+        .split("mmio; ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no access count in {}", r.log));
+    assert!(nothing > 100, "only {nothing} accesses to nothing counted");
+}
