@@ -45,12 +45,21 @@ fn offset(sel: u8, raw: u64) -> u64 {
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
     let Some(flags) = inp.u8() else { return };
-    let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 64 * 1024)]).expect("guest memory");
+    let mem =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 64 * 1024)]).expect("guest memory");
     let irq = Arc::new(RecordingInterrupts::new());
     let cfg = EduConfig {
         dma_delay: Duration::from_millis(u64::from(flags >> 4) * 10),
-        dma_mask: if flags & 1 != 0 { u64::MAX } else { (1 << 28) - 1 },
-        rejected_read: if flags & 2 != 0 { RejectedRead::Zero } else { RejectedRead::AllOnes },
+        dma_mask: if flags & 1 != 0 {
+            u64::MAX
+        } else {
+            (1 << 28) - 1
+        },
+        rejected_read: if flags & 2 != 0 {
+            RejectedRead::Zero
+        } else {
+            RejectedRead::AllOnes
+        },
         ..EduConfig::manual()
     };
     let edu = EduDevice::new(cfg, mem, irq).expect("edu");

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 fuzz_target!(|data: &[u8]| {
-    let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 64 * 1024)]).expect("guest memory");
+    let mem =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 64 * 1024)]).expect("guest memory");
     let mut bus = PciBus::new();
     for _ in 0..2 {
         let irq = Arc::new(RecordingInterrupts::new());

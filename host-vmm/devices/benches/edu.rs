@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo bench -p edu-devices`.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use edu_devices::edu::regs::*;
 use edu_devices::{EduConfig, EduDevice};
 use edu_pci::config::{BAR0, COMMAND, COMMAND_MASTER, COMMAND_MEMORY};
@@ -80,14 +80,11 @@ fn dma(c: &mut Criterion) {
     });
     g.bench_function("memcpy_4k", |b| {
         let src = vec![0x5au8; DMA_BUF_SIZE];
-        b.iter_batched_ref(
-            || vec![0u8; DMA_BUF_SIZE],
-            |dst| {
-                dst.copy_from_slice(black_box(&src));
-                black_box(&dst);
-            },
-            BatchSize::SmallInput,
-        )
+        let mut dst = vec![0u8; DMA_BUF_SIZE];
+        b.iter(|| {
+            dst.copy_from_slice(black_box(&src));
+            black_box(&mut dst);
+        })
     });
     g.finish();
     assert_eq!(edu.stats().dma_out_of_range, 0);

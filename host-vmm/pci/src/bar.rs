@@ -70,3 +70,38 @@ impl BarRange {
         addr >= self.base && addr - self.base < self.size
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_bits_encode_the_kind() {
+        assert_eq!(BarKind::Io.flag_bits(), 0x1);
+        assert_eq!(BarKind::Io.flag_mask(), 0x3);
+        let m32 = BarKind::Memory32 {
+            prefetchable: false,
+        };
+        assert_eq!(m32.flag_bits(), 0x0);
+        assert_eq!(m32.flag_mask(), 0xf);
+        assert_eq!(BarKind::Memory32 { prefetchable: true }.flag_bits(), 0x8);
+        assert_eq!(BarKind::Memory64 { prefetchable: true }.flag_bits(), 0xc);
+        assert!(m32.is_memory() && !BarKind::Io.is_memory());
+    }
+
+    #[test]
+    fn range_contains_is_half_open_and_overflow_free() {
+        let r = BarRange {
+            index: 0,
+            kind: BarKind::Memory64 {
+                prefetchable: false,
+            },
+            base: u64::MAX - 15,
+            size: 16,
+        };
+        assert!(r.contains(u64::MAX));
+        assert!(r.contains(u64::MAX - 15));
+        assert!(!r.contains(u64::MAX - 16));
+        assert!(!r.contains(0));
+    }
+}

@@ -42,3 +42,40 @@ pub trait PciDevice: Send + Sync {
     /// The INTx pin the function uses, if any.
     fn interrupt_pin(&self) -> Option<IntxPin>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A one-register device that counts writes.
+    struct Counter(AtomicU64);
+
+    impl BusDevice for Counter {
+        fn read(&self, offset: u64, data: &mut [u8]) {
+            if offset == 0 && data.len() == 8 {
+                data.copy_from_slice(&self.0.load(Ordering::SeqCst).to_le_bytes());
+            } else {
+                data.fill(0xff);
+            }
+        }
+        fn write(&self, _offset: u64, _data: &[u8]) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn bus_device_is_object_safe_and_shareable() {
+        let d: std::sync::Arc<dyn BusDevice> = std::sync::Arc::new(Counter(AtomicU64::new(0)));
+        let d2 = d.clone();
+        std::thread::spawn(move || d2.write(0, &[1]))
+            .join()
+            .unwrap();
+        let mut b = [0u8; 8];
+        d.read(0, &mut b);
+        assert_eq!(u64::from_le_bytes(b), 1);
+        let mut b = [0u8; 3];
+        d.read(0, &mut b);
+        assert_eq!(b, [0xff; 3]);
+    }
+}
