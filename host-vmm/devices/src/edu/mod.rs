@@ -140,6 +140,9 @@ pub struct EduStats {
     pub rejected_accesses: u64,
     /// Writes ignored because a factorial or DMA was running.
     pub ignored_busy_writes: u64,
+    /// Guest errors logged (out-of-range or clamped DMA, DMA or MSI with
+    /// bus mastering off); the log itself is rate-limited.
+    pub guest_errors: u64,
 }
 
 struct Inner {

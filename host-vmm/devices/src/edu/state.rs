@@ -307,11 +307,10 @@ impl EduState {
         let ram = ram_raw & self.dma_mask;
         if ram != ram_raw {
             self.stats.dma_clamped += 1;
-            log::warn!(
-                target: "edu::guest_error",
-                "edu: clamping DMA address {ram_raw:#018x} to {ram:#018x} (mask {:#x})",
-                self.dma_mask
-            );
+            let mask = self.dma_mask;
+            self.guest_error(format_args!(
+                "edu: clamping DMA address {ram_raw:#018x} to {ram:#018x} (mask {mask:#x})"
+            ));
         }
         let range = Self::buffer_range(buf_addr, d.cnt);
         let perm = if to_ram {
@@ -330,13 +329,10 @@ impl EduState {
                     // QEMU: with bus mastering off the device's DMA address
                     // space is empty: reads give zeros, writes vanish.
                     self.stats.dma_blocked += 1;
-                    log::warn!(
-                        target: "edu::guest_error",
+                    self.guest_error(format_args!(
                         "edu: DMA with bus mastering disabled (src {:#x} dst {:#x} cnt {:#x})",
-                        d.src,
-                        d.dst,
-                        d.cnt
-                    );
+                        d.src, d.dst, d.cnt
+                    ));
                     if !to_ram {
                         self.buf[r].fill(0);
                     }
@@ -354,8 +350,7 @@ impl EduState {
             }
             _ => {
                 self.stats.dma_out_of_range += 1;
-                log::warn!(
-                    target: "edu::guest_error",
+                self.guest_error(format_args!(
                     "edu: DMA out of range, nothing copied: {} src {:#018x} dst {:#018x} cnt {:#x} \
                      (buffer {DMA_BUF_START:#x}-{:#x}, guest address after mask {ram:#x})",
                     if to_ram { "buffer->RAM" } else { "RAM->buffer" },
@@ -363,13 +358,24 @@ impl EduState {
                     d.dst,
                     d.cnt,
                     DMA_BUF_START + DMA_BUF_SIZE as u64 - 1
-                );
+                ));
             }
         }
         self.dma.cmd &= !DMA_CMD_RUN;
         self.stats.dma_completed += 1;
         if self.dma.cmd & DMA_CMD_IRQ != 0 {
             self.raise_irq(IRQ_DMA, irq);
+        }
+    }
+
+    /// Logs a guest error (target `edu::guest_error`) and counts it. To keep
+    /// a misbehaving guest from flooding the log, only the first 16 and then
+    /// every power-of-two-th message are written; the count is exact.
+    fn guest_error(&mut self, msg: std::fmt::Arguments<'_>) {
+        self.stats.guest_errors += 1;
+        let n = self.stats.guest_errors;
+        if n <= 16 || n.is_power_of_two() {
+            log::warn!(target: "edu::guest_error", "{msg} (guest error #{n})");
         }
     }
 
@@ -405,7 +411,7 @@ impl EduState {
             // QEMU writes the message through the device's bus-master
             // address space, which is empty while bus mastering is off.
             self.stats.msi_blocked += 1;
-            log::warn!(target: "edu::guest_error", "edu: MSI dropped, bus mastering disabled");
+            self.guest_error(format_args!("edu: MSI dropped, bus mastering disabled"));
             return;
         }
         let msg = self.msi.message(&self.config);
