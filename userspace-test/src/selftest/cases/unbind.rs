@@ -39,6 +39,14 @@ struct Unbound<'a> {
 
 impl<'a> Unbound<'a> {
     fn new(dev: &'a Bound) -> Result<Self, Verdict> {
+        // Without root the unbind file cannot be opened for writing at all:
+        // that is a reason to skip, not a failure of the driver.
+        let unbind = dev.driver.join("unbind");
+        if let Err(e) = std::fs::OpenOptions::new().write(true).open(&unbind) {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                return Err(Verdict::Skip(format!("{}: {e}", unbind.display())));
+            }
+        }
         sysfs::write_control(&dev.driver, "unbind", &dev.addr).map_err(Verdict::Fail)?;
         Ok(Unbound {
             dev,
