@@ -129,7 +129,7 @@ fn hostile_guest_cannot_take_the_vmm_down() {
 fn mmio_loop_measurement_guest_runs() {
     let r = boot("mmio_loop", &["--memory", "16", "--edu", "1"]);
     r.assert_pass();
-    assert_eq!(r.value("mmio_loop", "reads"), 10_000);
+    assert_eq!(r.value("mmio_loop reads", "reads"), 10_000);
     assert!(r.log.contains(", 10000 mmio;"), "{}", r.log);
     eprintln!(
         "mmio_loop: {:.1} us per MMIO exit (wall, whole run)",
