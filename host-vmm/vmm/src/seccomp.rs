@@ -159,11 +159,30 @@ pub fn filter() -> Result<BpfProgram, Error> {
     Ok(f.try_into()?)
 }
 
+/// What [`install_all_threads`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// The filter is on every thread.
+    Yes,
+    /// The kernel has no seccomp filter support (`CONFIG_SECCOMP_FILTER`
+    /// off, as in a `tinyconfig` kernel): nothing was installed.
+    KernelLacksSeccomp,
+}
+
 /// Installs the filter on every thread of the process.
-pub fn install_all_threads() -> Result<(), Error> {
+pub fn install_all_threads() -> Result<Installed, Error> {
     let prog = filter()?;
-    seccompiler::apply_filter_all_threads(&prog)?;
-    Ok(())
+    match seccompiler::apply_filter_all_threads(&prog) {
+        Ok(()) => Ok(Installed::Yes),
+        // ENOSYS: no seccomp at all; EINVAL: seccomp without filter mode.
+        // (Our own filter is known good: the tests install it.)
+        Err(seccompiler::Error::Seccomp(e))
+            if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) =>
+        {
+            Ok(Installed::KernelLacksSeccomp)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

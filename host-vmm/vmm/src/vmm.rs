@@ -266,8 +266,13 @@ impl Vmm {
         // Every thread is past its start-up before the filter goes on.
         go.wait();
         if seccomp_on {
-            seccomp::install_all_threads()?;
-            log::info!("seccomp filter installed on all threads");
+            match seccomp::install_all_threads()? {
+                seccomp::Installed::Yes => log::info!("seccomp filter installed on all threads"),
+                seccomp::Installed::KernelLacksSeccomp => log::warn!(
+                    "this host kernel has no seccomp filter support (CONFIG_SECCOMP_FILTER): \
+                     running WITHOUT a seccomp filter"
+                ),
+            }
         } else {
             log::warn!("seccomp filters are off (--no-seccomp)");
         }
