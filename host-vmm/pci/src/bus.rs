@@ -239,51 +239,54 @@ impl PciBus {
         *self.mmio.write().unwrap_or_else(PoisonError::into_inner) = map;
     }
 
-    fn lookup(&self, addr: u64) -> Option<(Arc<dyn PciDevice>, usize, u64)> {
+    /// Runs `f` on the device, BAR index and offset that decode `addr`.
+    ///
+    /// `f` runs under the map's read lock (no reference count traffic on
+    /// the hot path). That cannot deadlock: the write lock is only taken in
+    /// [`refresh_mappings`](Self::refresh_mappings) after it has released
+    /// every device lock, and devices never call back into the bus.
+    fn with_target<R>(
+        &self,
+        addr: u64,
+        f: impl FnOnce(&dyn PciDevice, usize, u64) -> R,
+    ) -> Option<R> {
         let map = self.mmio.read().unwrap_or_else(PoisonError::into_inner);
-        // Last mapping whose base is <= addr; overlapping BARs (a guest
-        // error) resolve to the lowest base that contains the address.
+        let m = Self::find(&map, addr)?;
+        Some(f(m.device.as_ref(), m.range.index, addr - m.range.base))
+    }
+
+    /// Mappings are sorted by (base, slot); of those starting at or below
+    /// `addr`, the last one that contains it wins (overlapping BARs are a
+    /// guest error; the highest slot among equal bases wins).
+    fn find(map: &[Mapping], addr: u64) -> Option<&Mapping> {
         let idx = map.partition_point(|m| m.range.base <= addr);
-        map[..idx]
-            .iter()
-            .rev()
-            .find(|m| m.range.contains(addr))
-            .map(|m| (Arc::clone(&m.device), m.range.index, addr - m.range.base))
+        map[..idx].iter().rev().find(|m| m.range.contains(addr))
     }
 
     /// The slot, BAR index and offset that decode `addr`, if any.
     pub fn mmio_target(&self, addr: u64) -> Option<(u8, usize, u64)> {
         let map = self.mmio.read().unwrap_or_else(PoisonError::into_inner);
-        map.iter()
-            .find(|m| m.range.contains(addr))
-            .map(|m| (m.slot as u8, m.range.index, addr - m.range.base))
+        // `slot` < 32.
+        Self::find(&map, addr).map(|m| (m.slot as u8, m.range.index, addr - m.range.base))
     }
 
     /// Forwards a guest MMIO read to the BAR that decodes `addr`. Returns
     /// false (and fills `data` with all ones) if none does.
     pub fn mmio_read(&self, addr: u64, data: &mut [u8]) -> bool {
-        match self.lookup(addr) {
-            Some((dev, bar, offset)) => {
-                dev.bar_read(bar, offset, data);
-                true
-            }
-            None => {
-                data.fill(0xff);
-                false
-            }
+        let hit = self
+            .with_target(addr, |dev, bar, offset| dev.bar_read(bar, offset, data))
+            .is_some();
+        if !hit {
+            data.fill(0xff);
         }
+        hit
     }
 
     /// Forwards a guest MMIO write to the BAR that decodes `addr`. Returns
     /// false if none does.
     pub fn mmio_write(&self, addr: u64, data: &[u8]) -> bool {
-        match self.lookup(addr) {
-            Some((dev, bar, offset)) => {
-                dev.bar_write(bar, offset, data);
-                true
-            }
-            None => false,
-        }
+        self.with_target(addr, |dev, bar, offset| dev.bar_write(bar, offset, data))
+            .is_some()
     }
 
     /// The latched CONFIG_ADDRESS value.
@@ -612,5 +615,56 @@ mod tests {
         io.read(4, &mut b);
         assert_eq!(u32::from_le_bytes(b), 0x0008_1b36);
         assert!(Arc::ptr_eq(io.bus(), &bus));
+    }
+
+    #[test]
+    fn overlapping_bars_resolve_to_one_device() {
+        let mut bus = PciBus::new();
+        let a = Echo::new();
+        let b = Echo::new();
+        bus.add_device(a).unwrap();
+        bus.add_device(b.clone()).unwrap();
+        for (slot, base) in [(1u8, 0xe000_0000u32), (2, 0xe000_0000)] {
+            let addr = PciAddress::new(0, slot, 0);
+            bus.config_write(addr, 0x10, &base.to_le_bytes());
+            bus.config_write(addr, COMMAND, &COMMAND_MEMORY.to_le_bytes());
+        }
+        assert!(bus.mmio_write(0xe000_0008, &[1]));
+        let hits = usize::from(b.last.lock().unwrap().2 == vec![1]);
+        assert_eq!(
+            hits + usize::from(bus.mmio_target(0xe000_0008).is_some()),
+            2
+        );
+    }
+
+    #[test]
+    fn concurrent_mmio_and_bar_moves_do_not_deadlock() {
+        let mut bus = PciBus::new();
+        bus.add_device(Echo::new()).unwrap();
+        let bus = Arc::new(bus);
+        let addr = PciAddress::new(0, 1, 0);
+        bus.config_write(addr, COMMAND, &COMMAND_MEMORY.to_le_bytes());
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    let mut b = [0u8; 4];
+                    for i in 0..20_000u64 {
+                        bus.mmio_read(0xe000_0000 + (i % 0x2000), &mut b);
+                    }
+                })
+            })
+            .collect();
+        for i in 0..2_000u32 {
+            let base = if i % 2 == 0 {
+                0xe000_0000u32
+            } else {
+                0xe000_1000
+            };
+            bus.config_write(addr, 0x10, &base.to_le_bytes());
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
     }
 }
