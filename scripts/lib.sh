@@ -61,3 +61,57 @@ run_with_progress() {
     fi
     say "$label done in $((SECONDS - start))s"
 }
+
+# Is /dev/kvm a hardware-accelerated KVM (kvm_intel/kvm_amd) that we may
+# use? The paravirtual kvm_pvm runs ordinary guests by emulation, far too
+# slowly for Linux, so it does not count.
+hw_kvm() {
+    [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+    [ -d /sys/module/kvm_pvm ] && return 1
+    [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]
+}
+
+# One line describing the host's KVM, for logs.
+kvm_description() {
+    if [ ! -e /dev/kvm ]; then echo "no /dev/kvm"
+    elif [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then echo "/dev/kvm not accessible to $(id -un)"
+    elif [ -d /sys/module/kvm_pvm ]; then echo "/dev/kvm is kvm_pvm (paravirtual, emulates ordinary guests)"
+    elif [ -d /sys/module/kvm_intel ]; then echo "/dev/kvm is kvm_intel (hardware VMX)"
+    elif [ -d /sys/module/kvm_amd ]; then echo "/dev/kvm is kvm_amd (hardware SVM)"
+    else echo "/dev/kvm of an unknown kind"
+    fi
+}
+
+# Build edu.ko against a kernel build directory; prints the module's path.
+# Kbuild builds from a snapshot of the sources (driver/ and the ABI file it
+# includes, mtimes kept so rebuilds stay incremental) into
+# build/<flavor>/driver: the test and debug kernels' modules do not overwrite
+# each other, and an in-tree `make -C driver` by a developer does not get in
+# the way. Warnings fail the build: the module must be warning-free.
+build_driver() {
+    local kdir=$1 flavor=$2 base="$EDU_ROOT/build/$2" log
+    rm -rf "$base/src"
+    mkdir -p "$base/src/driver" "$base/src/abi/src" "$base/driver"
+    cp -p "$EDU_ROOT"/driver/Kbuild "$EDU_ROOT"/driver/*.rs "$base/src/driver/"
+    cp -p "$EDU_ROOT"/abi/src/abi.rs "$base/src/abi/src/"
+    log="$base/driver/build.log"
+    if ! make -C "$kdir" M="$base/src/driver" MO="$base/driver" LLVM="$EDU_LLVM" modules >"$log" 2>&1; then
+        cat "$log" >&2
+        die "building driver/ against $kdir failed"
+    fi
+    if grep -qi 'warning' "$log"; then
+        grep -i -B2 -A6 'warning' "$log" >&2
+        die "driver/ builds with warnings (above); it must build cleanly"
+    fi
+    [ -f "$base/driver/edu.ko" ] || die "driver build produced no edu.ko in $base/driver"
+    echo "$base/driver/edu.ko"
+}
+
+# Build a workspace binary as a static musl executable; prints its path.
+build_static() {
+    local pkg=$1 bin=${2:-$1} dir
+    cargo build -q --release --target x86_64-unknown-linux-musl -p "$pkg" --manifest-path "$EDU_ROOT/Cargo.toml" >&2 ||
+        die "cargo build of $pkg (static, musl) failed"
+    dir=${CARGO_TARGET_DIR:-$EDU_ROOT/target}
+    echo "$dir/x86_64-unknown-linux-musl/release/$bin"
+}
