@@ -63,18 +63,35 @@ impl fmt::Display for KvmKind {
 }
 
 /// Classifies KVM from the modules present under `sys_module`
-/// (normally `/sys/module`). An emulating module wins over a hardware one,
-/// since it is what `/dev/kvm` serves when both are present.
-pub fn detect_kind(sys_module: &Path) -> KvmKind {
+/// (normally `/sys/module`) and the CPU flags in `cpuinfo` (the text of
+/// `/proc/cpuinfo`). An emulating module wins over a hardware one, since it
+/// is what `/dev/kvm` serves when both are present. A kernel with both
+/// `kvm_intel` and `kvm_amd` built in lists both; the CPU's `vmx` or `svm`
+/// flag says which one works.
+pub fn detect_kind(sys_module: &Path, cpuinfo: &str) -> KvmKind {
     if sys_module.join("kvm_pvm").exists() {
         return KvmKind::Emulating("kvm_pvm");
     }
-    for m in ["kvm_intel", "kvm_amd"] {
-        if sys_module.join(m).exists() {
-            return KvmKind::Hardware(m);
-        }
+    let intel = sys_module.join("kvm_intel").exists();
+    let amd = sys_module.join("kvm_amd").exists();
+    let flag = |f: &str| {
+        cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|w| w == f))
+    };
+    match (intel, amd) {
+        (true, true) if flag("svm") && !flag("vmx") => KvmKind::Hardware("kvm_amd"),
+        (true, _) => KvmKind::Hardware("kvm_intel"),
+        (false, true) => KvmKind::Hardware("kvm_amd"),
+        (false, false) => KvmKind::Unknown,
     }
-    KvmKind::Unknown
+}
+
+/// Classifies this host's KVM (see [`detect_kind`]).
+pub fn detect() -> KvmKind {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    detect_kind(Path::new("/sys/module"), &cpuinfo)
 }
 
 /// Opens `/dev/kvm` and checks the capabilities the VMM relies on.
@@ -125,18 +142,27 @@ mod tests {
     #[test]
     fn detects_module_kinds() {
         assert_eq!(
-            detect_kind(&fake_sys(&["kvm", "kvm_amd"])),
+            detect_kind(&fake_sys(&["kvm", "kvm_amd"]), ""),
             KvmKind::Hardware("kvm_amd")
         );
         assert_eq!(
-            detect_kind(&fake_sys(&["kvm_intel"])),
+            detect_kind(&fake_sys(&["kvm_intel"]), ""),
             KvmKind::Hardware("kvm_intel")
         );
         assert_eq!(
-            detect_kind(&fake_sys(&["kvm_pvm", "kvm_amd"])),
+            detect_kind(&fake_sys(&["kvm_pvm", "kvm_amd"]), ""),
             KvmKind::Emulating("kvm_pvm")
         );
-        assert_eq!(detect_kind(&fake_sys(&["kvm"])), KvmKind::Unknown);
+        assert_eq!(detect_kind(&fake_sys(&["kvm"]), ""), KvmKind::Unknown);
+    }
+
+    #[test]
+    fn both_built_in_is_decided_by_cpu_flags() {
+        let both = fake_sys(&["kvm_intel", "kvm_amd"]);
+        let amd = "processor\t: 0\nflags\t\t: fpu sse2 svm npt\n";
+        let intel = "processor\t: 0\nflags\t\t: fpu sse2 vmx ept\n";
+        assert_eq!(detect_kind(&both, amd), KvmKind::Hardware("kvm_amd"));
+        assert_eq!(detect_kind(&both, intel), KvmKind::Hardware("kvm_intel"));
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Barrier};
 
@@ -86,7 +85,7 @@ impl TryFrom<Config> for Vmm {
     type Error = Error;
 
     fn try_from(config: Config) -> Result<Self, Error> {
-        let kind = host_kvm::detect_kind(Path::new("/sys/module"));
+        let kind = host_kvm::detect();
         log::info!("host: {kind}");
         let kvm = host_kvm::open()?;
         let vm = Arc::new(Self::create_vm(&kvm)?);
