@@ -1,6 +1,7 @@
 //! Routing of the guest's port and MMIO accesses to devices.
 //!
-//! Ports: the UART and i8042 ([`crate::legacy`]), the reset control
+//! Ports: the UART and i8042 ([`crate::legacy`]), the CMOS clock
+//! ([`crate::cmos`]), the reset control
 //! register at 0xcf9, the PCI configuration ports 0xcf8/0xcfc. MMIO: the
 //! PCI BARs. Anything else reads as all ones and ignores writes, as on real
 //! hardware with nothing decoding the address; those accesses are counted,
@@ -11,7 +12,10 @@ use std::sync::Arc;
 
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::legacy::{Legacy, I8042_PORT, I8042_PORT_LEN};
+use std::sync::Mutex;
+
+use crate::cmos::{Cmos, CMOS_DATA_PORT, CMOS_INDEX_PORT};
+use crate::legacy::{lock, Legacy, I8042_PORT, I8042_PORT_LEN};
 
 /// PIIX-style reset control register (byte access at 0xcf9).
 pub const RESET_CONTROL_PORT: u16 = 0xcf9;
@@ -55,6 +59,7 @@ pub struct Stats {
 /// The VM's device bus.
 pub struct Bus {
     legacy: Legacy,
+    cmos: Mutex<Cmos>,
     reset: EventFd,
     pci: Option<Arc<dyn PciAccess>>,
     trace: bool,
@@ -67,6 +72,7 @@ impl Bus {
     pub fn new(legacy: Legacy, reset: EventFd, trace: bool) -> Self {
         Bus {
             legacy,
+            cmos: Mutex::new(Cmos::new()),
             reset,
             pci: None,
             trace,
@@ -97,6 +103,14 @@ impl Bus {
     pub fn pio_read(&self, port: u16, data: &mut [u8]) {
         self.stats.pio.fetch_add(1, Ordering::Relaxed);
         let handled = self.legacy.pio_read(port, data)
+            || (matches!(port, CMOS_INDEX_PORT | CMOS_DATA_PORT) && {
+                let v = lock(&self.cmos).read(port);
+                data.fill(0);
+                if let Some(b) = data.first_mut() {
+                    *b = v;
+                }
+                true
+            })
             || (port == RESET_CONTROL_PORT && data.len() == 1 && {
                 data[0] = 0;
                 true
@@ -125,6 +139,12 @@ impl Bus {
             } else {
                 PioOutcome::Done
             };
+        }
+        if matches!(port, CMOS_INDEX_PORT | CMOS_DATA_PORT) {
+            if let Some(&v) = data.first() {
+                lock(&self.cmos).write(port, v);
+            }
+            return PioOutcome::Done;
         }
         if self.legacy.pio_write(port, data) {
             // The i8042 signals a reset through its eventfd.
@@ -210,6 +230,16 @@ mod tests {
         assert_eq!(b.pio_write(0x64, &[0xfe]), PioOutcome::Reset);
         assert_eq!(b.pio_write(RESET_CONTROL_PORT, &[0x02]), PioOutcome::Done);
         assert_eq!(b.pio_write(RESET_CONTROL_PORT, &[0x06]), PioOutcome::Reset);
+    }
+
+    #[test]
+    fn cmos_answers_on_0x70_0x71() {
+        let b = bus();
+        assert_eq!(b.pio_write(0x70, &[0x0d]), PioOutcome::Done);
+        let mut d = [0u8];
+        b.pio_read(0x71, &mut d);
+        assert_eq!(d[0], 0x80, "status D: time valid");
+        assert_eq!(b.stats.unhandled.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod boot;
 pub mod bus;
+pub mod cmos;
 pub mod config;
 pub mod cpu;
 pub mod host_kvm;
