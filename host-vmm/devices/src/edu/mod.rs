@@ -53,13 +53,16 @@ pub enum EduClock {
 
 /// What a read returns when QEMU's memory core would reject it before edu
 /// sees it (a size other than 4 or 8 bytes, or a misaligned access).
+///
+/// The default is [`RejectedRead::Zero`]: the register-script runs recorded
+/// on QEMU 7.2 show 0 for 1- and 2-byte reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RejectedRead {
     /// All ones, as edu's own handler answers sizes it does not support.
-    #[default]
     AllOnes,
     /// Zero, as QEMU's `unassigned_mem_read` answers an access the memory
-    /// core rejects.
+    /// core rejects (observed on QEMU 7.2).
+    #[default]
     Zero,
 }
 
@@ -83,7 +86,7 @@ impl Default for EduConfig {
             dma_delay: Duration::from_millis(100),
             dma_mask: DEFAULT_DMA_MASK,
             clock: EduClock::Thread,
-            rejected_read: RejectedRead::AllOnes,
+            rejected_read: RejectedRead::Zero,
         }
     }
 }
@@ -474,7 +477,7 @@ mod tests {
         assert_eq!(c.dma_delay, Duration::from_millis(100));
         assert_eq!(c.dma_mask, 0x0fff_ffff);
         assert_eq!(c.clock, EduClock::Thread);
-        assert_eq!(c.rejected_read, RejectedRead::AllOnes);
+        assert_eq!(c.rejected_read, RejectedRead::Zero);
     }
 
     #[test]

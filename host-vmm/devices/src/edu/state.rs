@@ -738,7 +738,10 @@ mod tests {
 
     #[test]
     fn access_size_rules() {
-        let mut r = Rig::new();
+        let mut r = Rig::with(EduConfig {
+            rejected_read: RejectedRead::AllOnes,
+            ..EduConfig::manual()
+        });
         let mut b1 = [0u8; 1];
         let mut b2 = [0u8; 2];
         r.s.mmio_read(REG_ID, &mut b1);
@@ -768,14 +771,15 @@ mod tests {
     }
 
     #[test]
-    fn rejected_read_value_can_be_zero() {
-        let mut r = Rig::with(EduConfig {
-            rejected_read: RejectedRead::Zero,
-            ..EduConfig::manual()
-        });
+    fn rejected_reads_are_zero_by_default_as_recorded_from_qemu() {
+        let mut r = Rig::new();
+        let mut b1 = [0xaau8; 1];
+        r.s.mmio_read(REG_ID, &mut b1);
+        assert_eq!(b1, [0]);
         let mut b2 = [0xaau8; 2];
         r.s.mmio_read(REG_ID, &mut b2);
         assert_eq!(b2, [0; 2]);
+        assert_eq!(r.r32(0x01), 0, "misaligned");
         assert_eq!(
             r.r64(REG_ID),
             u64::MAX,
