@@ -14,10 +14,14 @@
 //! | +12    | 2    | message data                                         |
 //!
 //! Writable: enable and multiple-message-enable in the control word, the
-//! address and the data. QEMU's edu does not hook configuration writes, so
-//! QEMU never clamps the multiple-message-enable field for it and neither do
-//! we; the message sent then follows QEMU's `msi_get_message`, which clears
-//! the low data bits for the number of vectors enabled.
+//! address and the data. After every configuration write QEMU's PCI core
+//! runs `msi_write_config`; [`MsiCapability::after_config_write`] does the
+//! same: while MSI is enabled, a write that touches the capability clamps
+//! multiple-message-enable to what the function is capable of (here 0, one
+//! vector) and tells the caller to deassert INTx. With MSI disabled the
+//! field keeps whatever the guest wrote, and the message sent follows
+//! QEMU's `msi_get_message`, which clears the low data bits for the number
+//! of vectors enabled.
 
 use crate::config::{ConfigError, ConfigSpace};
 use crate::interrupt::MsiMessage;
@@ -118,6 +122,29 @@ impl MsiCapability {
         MsiMessage { address, data }
     }
 
+    /// QEMU's `msi_write_config` for a capability without per-vector
+    /// masking, to run after every configuration write of `len` bytes at
+    /// `offset`: if the write touched the capability and MSI is enabled,
+    /// clamps multiple-message-enable to multiple-message-capable and
+    /// returns true, meaning the function must deassert its INTx pins
+    /// (MSI and INTx are mutually exclusive).
+    pub fn after_config_write(&self, config: &mut ConfigSpace, offset: usize, len: usize) -> bool {
+        if !self.overlaps(offset, len) {
+            return false;
+        }
+        let control = self.control(config);
+        if control & CONTROL_ENABLE == 0 {
+            return false;
+        }
+        let enabled_log = (control & CONTROL_QSIZE) >> 4;
+        let capable_log = (control & CONTROL_QMASK) >> 1;
+        if enabled_log > capable_log {
+            let clamped = (control & !CONTROL_QSIZE) | (capable_log << 4);
+            config.set_u16(self.offset + 2, clamped);
+        }
+        true
+    }
+
     /// Whether a configuration write at `offset` of `len` bytes touches the
     /// capability.
     pub fn overlaps(&self, offset: usize, len: usize) -> bool {
@@ -189,6 +216,40 @@ mod tests {
         c.write(0x4c, &0x00ffu16.to_le_bytes());
         c.write(0x42, &(0x20 | CONTROL_ENABLE).to_le_bytes());
         assert_eq!(msi.message(&c).data, 0x00fc);
+    }
+
+    #[test]
+    fn enabling_clamps_multiple_message_enable_like_qemu() {
+        // The sequence of the register-script recording `35_msi_control_clamp`.
+        let mut c = cs();
+        let msi = MsiCapability::add(&mut c, true).unwrap();
+        let write = |c: &mut ConfigSpace, v: u16| {
+            c.write(0x42, &v.to_le_bytes());
+            let deassert = msi.after_config_write(c, 0x42, 2);
+            (c.read_u16(0x42), deassert)
+        };
+        assert_eq!(c.read_u16(0x42), 0x0080);
+        assert_eq!(
+            write(&mut c, 0x0070),
+            (0x00f0, false),
+            "kept while disabled"
+        );
+        assert_eq!(
+            write(&mut c, 0x0071),
+            (0x0081, true),
+            "clamped when enabled"
+        );
+        assert_eq!(write(&mut c, 0x0010), (0x0090, false));
+        assert_eq!(write(&mut c, 0x0011), (0x0081, true));
+        assert_eq!(write(&mut c, 0x0001), (0x0081, true));
+        assert_eq!(write(&mut c, 0x0000), (0x0080, false));
+        // A write elsewhere does nothing, even with MSI enabled.
+        write(&mut c, 0x0071);
+        assert!(!msi.after_config_write(&mut c, 0x3c, 1));
+        assert!(
+            msi.after_config_write(&mut c, 0x4c, 2),
+            "data write with MSI on"
+        );
     }
 
     #[test]

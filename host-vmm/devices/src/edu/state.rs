@@ -448,9 +448,22 @@ impl EduState {
         }
     }
 
-    /// Guest configuration write, with the INTx-disable side effect.
+    /// Guest configuration write, with the side effects of QEMU's
+    /// `pci_default_write_config`: the INTx-disable bit masks or unmasks
+    /// the line, and a write touching the MSI capability while MSI is
+    /// enabled clamps its vector count and deasserts INTx
+    /// (`msi_write_config`).
     pub fn config_write(&mut self, offset: usize, data: &[u8], irq: &dyn InterruptSink) {
         self.config.write(offset, data);
+        if self
+            .msi
+            .after_config_write(&mut self.config, offset, data.len())
+        {
+            // QEMU's pci_device_deassert_intx: the device's INTx level and
+            // the status bit drop; the interrupt status register stays.
+            self.intx_level = false;
+            self.config.set_interrupt_status(false);
+        }
         self.update_intx_line(irq);
     }
 }
@@ -722,18 +735,29 @@ mod tests {
     }
 
     #[test]
-    fn enabling_msi_keeps_an_asserted_intx_like_qemu_edu() {
+    fn enabling_msi_deasserts_intx_like_qemu() {
         let mut r = Rig::new();
         r.w32(REG_IRQ_RAISE, 1);
+        assert!(r.irq.intx_level(IntxPin::A));
         r.enable_msi(0xfee0_0000, 0x41);
+        assert!(
+            !r.irq.intx_level(IntxPin::A),
+            "msi_write_config deasserts INTx"
+        );
+        assert_eq!(r.cfg_r16(STATUS) & STATUS_INTERRUPT, 0);
+        assert_eq!(r.r32(REG_IRQ_STATUS), 1, "the device's status is kept");
         r.w32(REG_IRQ_ACK, 1);
+        assert_eq!(r.irq.msi_count(), 0, "an ack sends nothing");
+        // Back to INTx: the line stays low until the next raise.
+        r.w32(REG_IRQ_RAISE, 2);
+        assert_eq!(r.irq.msi_count(), 1);
+        r.cfg_w16(0x42, 0);
+        assert!(!r.irq.intx_level(IntxPin::A));
+        r.w32(REG_IRQ_RAISE, 0);
         assert!(
             r.irq.intx_level(IntxPin::A),
-            "edu only lowers INTx with MSI off"
+            "raise with status != 0 asserts"
         );
-        r.cfg_w16(0x42, 0);
-        r.w32(REG_IRQ_ACK, 1);
-        assert!(!r.irq.intx_level(IntxPin::A));
     }
 
     #[test]
