@@ -153,6 +153,11 @@ pub struct Cli {
     /// Do not install the seccomp filters (for debugging only).
     #[arg(long)]
     pub no_seccomp: bool,
+
+    /// After this many seconds without a port or MMIO exit, log where each
+    /// vCPU is (0: never).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub watchdog_secs: u64,
 }
 
 /// A validated VM configuration.
@@ -180,6 +185,8 @@ pub struct Config {
     pub trace_devices: bool,
     /// Install seccomp filters.
     pub seccomp: bool,
+    /// Seconds without exits before the vCPUs report their position (0: off).
+    pub watchdog_secs: u64,
 }
 
 /// Parses "256", "256M", "1G", "65536K" into MiB.
@@ -271,6 +278,7 @@ impl TryFrom<&Cli> for Config {
             serial,
             trace_devices: cli.trace_devices,
             seccomp: !cli.no_seccomp,
+            watchdog_secs: cli.watchdog_secs,
         })
     }
 }

@@ -7,8 +7,8 @@
 //! while the guest runs:
 //!
 //! - `ioctl` with exactly `KVM_RUN`, `KVM_IRQ_LINE` and `KVM_SIGNAL_MSI`
-//!   (interrupts from a vCPU exit or an edu worker) and `KVM_GET_REGS` (the
-//!   exit report);
+//!   (interrupts from a vCPU exit or an edu worker) and `KVM_GET_REGS`,
+//!   `KVM_GET_SREGS` (the exit report and the watchdog's position report);
 //! - reads and writes (console, log, eventfds), memory allocation, futexes,
 //!   clocks and sleeps, signal return, thread and process exit;
 //!   `mprotect` only without `PROT_EXEC`.
@@ -51,6 +51,12 @@ pub const KVM_GET_REGS: u64 = ioc(
     IOC_READ,
     0x81,
     std::mem::size_of::<kvm_bindings::kvm_regs>(),
+);
+/// `KVM_GET_SREGS`.
+pub const KVM_GET_SREGS: u64 = ioc(
+    IOC_READ,
+    0x83,
+    std::mem::size_of::<kvm_bindings::kvm_sregs>(),
 );
 /// `KVM_IRQ_LINE`.
 pub const KVM_IRQ_LINE: u64 = ioc(
@@ -124,10 +130,16 @@ pub fn filter() -> Result<BpfProgram, Error> {
             libc::F_GETFD as u64,
         )?])?],
     );
-    let ioctls = [KVM_RUN, KVM_GET_REGS, KVM_IRQ_LINE, KVM_SIGNAL_MSI]
-        .into_iter()
-        .map(ioctl_rule)
-        .collect::<Result<Vec<_>, _>>()?;
+    let ioctls = [
+        KVM_RUN,
+        KVM_GET_REGS,
+        KVM_GET_SREGS,
+        KVM_IRQ_LINE,
+        KVM_SIGNAL_MSI,
+    ]
+    .into_iter()
+    .map(ioctl_rule)
+    .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_ioctl, ioctls);
     // A starting thread names itself.
     rules.insert(
@@ -193,6 +205,7 @@ mod tests {
     fn ioctl_numbers_match_the_kernel_headers() {
         assert_eq!(KVM_RUN, 0xae80);
         assert_eq!(KVM_GET_REGS, 0x8090_ae81);
+        assert_eq!(KVM_GET_SREGS, 0x8138_ae83);
         assert_eq!(KVM_IRQ_LINE, 0x4008_ae61);
         assert_eq!(KVM_SIGNAL_MSI, 0x4020_aea5);
     }

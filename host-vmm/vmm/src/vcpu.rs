@@ -109,6 +109,20 @@ impl Vcpu {
         Vcpu { fd, id, bus }
     }
 
+    /// Logs where the vCPU is (after a watchdog kick: the guest made no
+    /// exit for a while).
+    fn report_position(&self) {
+        let regs = self.fd.get_regs();
+        let sregs = self.fd.get_sregs();
+        match (regs, sregs) {
+            (Ok(r), Ok(s)) => log::info!(
+                "vcpu {}: no exit for a while; rip {:#x} rsp {:#x} rflags {:#x} cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} cs {:#x}/l{}d{}",
+                self.id, r.rip, r.rsp, r.rflags, s.cr0, s.cr3, s.cr4, s.efer, s.cs.selector, s.cs.l, s.cs.db
+            ),
+            _ => log::info!("vcpu {}: no exit for a while; registers unreadable", self.id),
+        }
+    }
+
     fn rip(&self) -> Option<u64> {
         self.fd.get_regs().ok().map(|r| r.rip)
     }
@@ -126,7 +140,11 @@ impl Vcpu {
     /// Runs one `KVM_RUN` and handles its exit; `Some` ends the VM.
     pub fn run_once(&mut self) -> Option<VmExit> {
         let cpu = self.id;
-        match self.fd.run() {
+        let r = self.fd.run();
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!("vcpu {cpu}: {r:?}");
+        }
+        match r {
             Ok(VcpuExit::IoIn(port, data)) => {
                 self.bus.pio_read(port, data);
                 None
@@ -174,7 +192,10 @@ impl Vcpu {
                 cpu,
                 what: format!("unhandled KVM exit {other:?}"),
             }),
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.report_position();
+                None
+            }
             Err(e) => Some(VmExit::Error {
                 cpu,
                 what: format!("KVM_RUN failed: {e}"),
@@ -184,6 +205,7 @@ impl Vcpu {
 
     /// Runs until the VM ends, then reports why on `exits`.
     pub fn run(mut self, exits: Sender<VmExit>) {
+        log::debug!("vcpu {}: running", self.id);
         let reason = loop {
             if let Some(r) = self.run_once() {
                 break r;

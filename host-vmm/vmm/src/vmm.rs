@@ -4,14 +4,17 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Barrier};
+use std::time::Duration;
 
 use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 
 use crate::boot::{self, EntryMode, LoadedKernel};
 use crate::bus::Bus;
@@ -24,6 +27,10 @@ use crate::mptable;
 use crate::pci::{self, PciDevices};
 use crate::seccomp;
 use crate::vcpu::{Vcpu, VmExit};
+
+/// Handler of the kick signal: it only has to exist, so that the signal
+/// interrupts `KVM_RUN` (EINTR) instead of killing the process.
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
 
 /// Address of the TSS KVM needs on Intel (three pages below the BIOS).
 const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
@@ -64,6 +71,9 @@ pub enum Error {
     /// Seccomp setup failed.
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
+    /// The kick signal handler could not be installed.
+    #[error("installing the vCPU kick signal handler: {0}")]
+    Signal(#[source] std::io::Error),
     /// All vCPU threads ended without a reason.
     #[error("all vCPU threads ended without reporting why")]
     NoExitReason,
@@ -247,11 +257,15 @@ impl Vmm {
         let seccomp_on = self.config.seccomp;
         let vcpus = std::mem::take(&mut self.vcpus);
         let go = Arc::new(Barrier::new(vcpus.len() + 2));
+        // A signal that only interrupts KVM_RUN, for the watchdog's kick.
+        register_signal_handler(SIGRTMIN(), kick_handler)
+            .map_err(|e| Error::Signal(std::io::Error::from_raw_os_error(e.errno())))?;
+        let mut threads = Vec::new();
         for (i, v) in vcpus.into_iter().enumerate() {
             let tx = tx.clone();
             let go = go.clone();
             let name = format!("vcpu{i}");
-            std::thread::Builder::new()
+            let h = std::thread::Builder::new()
                 .name(name.clone())
                 .spawn(move || {
                     go.wait(); // started
@@ -259,6 +273,7 @@ impl Vmm {
                     v.run(tx)
                 })
                 .map_err(|e| Error::Thread(name, e))?;
+            threads.push(h);
         }
         drop(tx);
         self.spawn_console_input(go.clone())?;
@@ -277,7 +292,7 @@ impl Vmm {
         }
         let start = std::time::Instant::now();
         go.wait();
-        let exit = rx.recv().map_err(|_| Error::NoExitReason)?;
+        let exit = self.wait_for_exit(&rx, &threads)?;
         self.bus.legacy().flush();
         let s = &self.bus.stats;
         log::info!(
@@ -291,6 +306,52 @@ impl Vmm {
             log::info!("edu 00:{slot:02x}.0: {st:?}");
         }
         Ok(exit)
+    }
+
+    /// Waits for a vCPU to end the VM. If the guest makes no port or MMIO
+    /// exit for `--watchdog-secs`, kicks the vCPUs out of `KVM_RUN` once so
+    /// they log where they are (a guest stuck without exits is otherwise
+    /// invisible).
+    fn wait_for_exit(
+        &self,
+        rx: &mpsc::Receiver<VmExit>,
+        threads: &[std::thread::JoinHandle<()>],
+    ) -> Result<VmExit, Error> {
+        let exits = || {
+            self.bus.stats.pio.load(Ordering::Relaxed) + self.bus.stats.mmio.load(Ordering::Relaxed)
+        };
+        if self.config.watchdog_secs == 0 {
+            return rx.recv().map_err(|_| Error::NoExitReason);
+        }
+        let period = Duration::from_secs(self.config.watchdog_secs);
+        let mut last = exits();
+        let mut kicked = false;
+        loop {
+            match rx.recv_timeout(period) {
+                Ok(exit) => return Ok(exit),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::NoExitReason),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let now = exits();
+                    if now == last && !kicked {
+                        log::info!(
+                            "the guest made no port or MMIO exit for {} s: asking the vCPUs where they are",
+                            period.as_secs()
+                        );
+                        for t in threads {
+                            // SAFETY: the pthread_t belongs to a thread we
+                            // started and still own (its JoinHandle is alive),
+                            // and SIGRTMIN has a handler that does nothing.
+                            unsafe { libc::pthread_kill(t.as_pthread_t(), SIGRTMIN()) };
+                        }
+                        kicked = true;
+                    }
+                    if now != last {
+                        kicked = false;
+                    }
+                    last = now;
+                }
+            }
+        }
     }
 
     /// Forwards standard input to the UART (when there is any).

@@ -156,6 +156,41 @@ fn triple_fault_exits_nonzero_with_reason() {
     assert!(r.log.contains("triple fault on vCPU 0"), "{}", r.log);
 }
 
+/// A guest that spins without exits is still visible: the watchdog kicks
+/// the vCPU out of KVM_RUN and it logs its position.
+#[test]
+fn watchdog_reports_a_guest_spinning_without_exits() {
+    common::require_kvm();
+    let g = common::guest("spin");
+    let r = common::run_vmm_limited(
+        &[
+            "--kernel",
+            g.to_str().unwrap(),
+            "--memory",
+            "16",
+            "--watchdog-secs",
+            "1",
+        ],
+        Some(std::time::Duration::from_secs(4)),
+    );
+    assert!(r.serial.contains("spin: start"), "{}", r.serial);
+    assert!(r.log.contains("no port or MMIO exit for 1 s"), "{}", r.log);
+    let line = r
+        .log
+        .lines()
+        .find(|l| l.contains("vcpu 0: no exit for a while; rip"))
+        .unwrap_or_else(|| panic!("no position report in {}", r.log));
+    // The spin loop is the jump right after the start message's call.
+    let rip = line
+        .split("rip 0x")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap();
+    assert!((0x20_0000..0x20_1000).contains(&rip), "{line}");
+    assert!(line.contains("efer 0x500"), "long mode: {line}");
+}
+
 /// The same guest runs with the seccomp filters off.
 #[test]
 fn no_seccomp_flag_runs_the_same_guest() {

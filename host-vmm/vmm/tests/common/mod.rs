@@ -107,6 +107,12 @@ pub fn require_kvm() {
 
 /// Runs edu-vmm with `args` and returns its output.
 pub fn run_vmm(args: &[&str]) -> Run {
+    run_vmm_limited(args, None)
+}
+
+/// Runs edu-vmm with `args`; with `stop_after`, kills it then (status -1)
+/// instead of failing the test.
+pub fn run_vmm_limited(args: &[&str], stop_after: Option<Duration>) -> Run {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_edu-vmm"))
         .args(args)
@@ -130,6 +136,13 @@ pub fn run_vmm(args: &[&str]) -> Run {
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break s.code().unwrap_or(-1);
+        }
+        if let Some(limit) = stop_after {
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                break -1;
+            }
         }
         if start.elapsed() > TIMEOUT {
             let _ = child.kill();
