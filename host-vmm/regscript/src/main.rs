@@ -8,7 +8,8 @@
 //!   edu-regscript model [--clock manual|thread] SCRIPT...
 //!                                                 plain transcript from our model
 //!   edu-regscript extract LOG DIR [--note TEXT]   console log -> DIR/NAME.golden
-//!   edu-regscript compare LOG DIR                 console log vs DIR/NAME.golden
+//!   edu-regscript compare LOG DIR [--timing-sensitive skip]
+//!                                                 console log vs DIR/NAME.golden
 //!
 //! See docs/regscript.md.
 
@@ -26,7 +27,8 @@ const USAGE: &str = "usage:
   edu-regscript model [--clock manual|thread] SCRIPT...
                                                  transcript from our edu model
   edu-regscript extract LOG DIR [--note TEXT]... console log -> DIR/NAME.golden
-  edu-regscript compare LOG DIR                  console log vs DIR/NAME.golden";
+  edu-regscript compare LOG DIR [--timing-sensitive skip]
+                                                 console log vs DIR/NAME.golden";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -209,11 +211,13 @@ fn read_log(path: &str) -> Result<String, String> {
 fn missing_from_log(
     dir: &str,
     found: &std::collections::BTreeMap<String, Result<Vec<String>, frame::FrameError>>,
+    skip_timing: bool,
 ) -> Result<Vec<String>, String> {
     let entries = corpus::load_dir(Path::new(dir)).map_err(|e| e.to_string())?;
     Ok(entries
         .into_iter()
         .filter(|e| e.script.model_only.is_none() && !found.contains_key(&e.name))
+        .filter(|e| !(skip_timing && e.script.timing_sensitive.is_some()))
         .map(|e| e.name)
         .collect())
 }
@@ -229,7 +233,7 @@ fn extract(args: &[String]) -> Result<bool, String> {
         .map(|(_, v)| v)
         .collect();
     let found = frame::extract(&read_log(log)?);
-    let missing = missing_from_log(dir, &found)?;
+    let missing = missing_from_log(dir, &found, false)?;
     let mut ok = missing.is_empty();
     for name in missing {
         eprintln!("NOT recorded: {name}: not in the console log");
@@ -252,12 +256,17 @@ fn extract(args: &[String]) -> Result<bool, String> {
 }
 
 fn compare(args: &[String]) -> Result<bool, String> {
-    let (pos, _) = script_args(args)?;
+    let (pos, opts) = script_args(args)?;
     let [log, dir] = pos.as_slice() else {
-        return Err("compare LOG DIR".into());
+        return Err("compare LOG DIR [--timing-sensitive skip]".into());
+    };
+    let skip_timing = match opts.as_slice() {
+        [] => false,
+        [(o, v)] if o == "timing-sensitive" && v == "skip" => true,
+        _ => return Err("compare: only --timing-sensitive skip is known".into()),
     };
     let found = frame::extract(&read_log(log)?);
-    let missing = missing_from_log(dir, &found)?;
+    let missing = missing_from_log(dir, &found, skip_timing)?;
     let mut ok = missing.is_empty();
     for name in missing {
         println!("FAIL {name}: not in the console log");
@@ -380,6 +389,16 @@ mod tests {
         .unwrap();
         assert_eq!(compare(&s(&[&log, &dir])), Ok(false));
         assert!(compare(&s(&[&log])).is_err());
+        // A timing-sensitive script may be left out only when asked.
+        std::fs::write(d.join("t.regs"), "# timing-sensitive: slow\necho t\n").unwrap();
+        std::fs::write(d.join("t.golden"), "echo t\n").unwrap();
+        std::fs::write(&log, &both).unwrap();
+        // (The failed extract above still recorded the intact "echo A".)
+        std::fs::write(d.join("a.golden"), "echo a\n").unwrap();
+        assert_eq!(compare(&s(&[&log, &dir])), Ok(false));
+        let skip = ["--timing-sensitive", "skip"];
+        assert_eq!(compare(&s(&[&log, &dir, skip[0], skip[1]])), Ok(true));
+        assert!(compare(&s(&[&log, &dir, "--bogus", "x"])).is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }
 
