@@ -338,10 +338,14 @@ impl Vmm {
                             period.as_secs()
                         );
                         for t in threads {
+                            // std's handle is a u64; libc's pthread_t is a u64
+                            // on glibc and a pointer on musl.
+                            #[allow(clippy::unnecessary_cast)]
+                            let pt = t.as_pthread_t() as libc::pthread_t;
                             // SAFETY: the pthread_t belongs to a thread we
                             // started and still own (its JoinHandle is alive),
                             // and SIGRTMIN has a handler that does nothing.
-                            unsafe { libc::pthread_kill(t.as_pthread_t(), SIGRTMIN()) };
+                            unsafe { libc::pthread_kill(pt, SIGRTMIN()) };
                         }
                         kicked = true;
                     }
