@@ -55,29 +55,26 @@ fn report(failure: &Failure, json: bool) {
     }
 }
 
+/// Runs the command. `Ok(false)`: it ran and reported a failure itself.
 fn run(cli: Cli) -> Result<bool, Failure> {
-    let path = cli.device.clone().unwrap_or_else(device::default_path);
+    let path = cli.device.unwrap_or_else(device::default_path);
     let json = cli.json;
-    let command = cli.command.unwrap_or(Command::Lab);
-    if let Command::Selftest(args) = &command {
-        return Ok(selftest::run(&path, args, json));
-    }
-    let dev = Device::open(&path)?;
-    match command {
-        Command::Lab => return Ok(lab::run(&dev, json)),
-        Command::Info => commands::info(&dev, json)?,
-        Command::Factorial { n } => commands::factorial(&dev, n, json)?,
-        Command::Liveness { value } => commands::liveness(&dev, value, json)?,
-        Command::Raise { value } => commands::raise(&dev, value, json)?,
+    let open = || Device::open(&path);
+    match cli.command.unwrap_or(Command::Lab) {
+        Command::Selftest(args) => return Ok(selftest::run(&path, &args, json)),
+        Command::Lab => return Ok(lab::run(&open()?, json)),
+        Command::Worker { iters, seed } => return Ok(selftest::worker(&open()?, iters, seed)),
+        Command::Info => commands::info(&open()?, json)?,
+        Command::Factorial { n } => commands::factorial(&open()?, n, json)?,
+        Command::Liveness { value } => commands::liveness(&open()?, value, json)?,
+        Command::Raise { value } => commands::raise(&open()?, value, json)?,
         Command::DmaWrite { range, file } => {
-            commands::dma_write(&dev, range.offset, range.length, &file, json)?
+            commands::dma_write(&open()?, range.offset, range.length, &file, json)?
         }
         Command::DmaRead { range, file } => {
-            commands::dma_read(&dev, range.offset, range.length, &file, json)?
+            commands::dma_read(&open()?, range.offset, range.length, &file, json)?
         }
-        Command::Bench(args) => bench::run(&dev, &args, json)?,
-        Command::Worker { iters, seed } => return Ok(selftest::worker(&dev, iters, seed)),
-        Command::Selftest(_) => unreachable!("handled above"),
+        Command::Bench(args) => bench::run(&open()?, &args, json)?,
     }
     Ok(true)
 }
