@@ -254,8 +254,8 @@ impl<T: Operations> VTable<T> {
         write: Some(Self::write),
         llseek: Some(Self::llseek),
         unlocked_ioctl: Some(Self::ioctl),
-        #[cfg(CONFIG_COMPAT)]
-        compat_ioctl: Some(bindings::compat_ptr_ioctl),
+        // `compat_ptr_ioctl` with compat support, `None` without.
+        compat_ioctl: bindings::compat_ptr_ioctl,
         ..pin_init::zeroed()
     };
 
