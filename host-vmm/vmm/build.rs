@@ -26,6 +26,17 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// A static, freestanding `ld` link with the given linker script; the
+/// caller adds `-o` and the objects.
+fn ld(script: &Path) -> Command {
+    let mut cmd = Command::new("ld");
+    cmd.args(["-static", "-nostdlib", "--build-id=none"])
+        .args(["-z", "noexecstack", "-z", "max-page-size=0x1000"])
+        .arg("-T")
+        .arg(script);
+    cmd
+}
+
 fn build_guest(dir: &Path, out: &Path, name: &str) -> Result<(), String> {
     let obj = out.join(format!("{name}.o"));
     let elf = out.join(format!("{name}.elf"));
@@ -36,23 +47,14 @@ fn build_guest(dir: &Path, out: &Path, name: &str) -> Result<(), String> {
         .arg("-o")
         .arg(&obj)
         .arg(dir.join(format!("{name}.S"))))?;
-    run(Command::new("ld")
-        .args([
-            "-static",
-            "-nostdlib",
-            "--build-id=none",
-            "-z",
-            "noexecstack",
-        ])
-        .args(["-z", "max-page-size=0x1000", "-T"])
-        .arg(dir.join(if name.starts_with("pvh") {
-            "guest-pvh.ld"
-        } else {
-            "guest.ld"
-        }))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&obj))
+    run(ld(&dir.join(if name.starts_with("pvh") {
+        "guest-pvh.ld"
+    } else {
+        "guest.ld"
+    }))
+    .arg("-o")
+    .arg(&elf)
+    .arg(&obj))
 }
 
 /// Wraps the flat image `bin` (linked at 0x100200) into a minimal bzImage:
@@ -82,19 +84,7 @@ fn build_bzimage(dir: &Path, out: &Path, name: &str) -> Result<(), String> {
     let obj = out.join(format!("{name}.o"));
     let elf = out.join(format!("{name}-bz.elf"));
     let bin = out.join(format!("{name}-bz.bin"));
-    run(Command::new("ld")
-        .args([
-            "-static",
-            "-nostdlib",
-            "--build-id=none",
-            "-z",
-            "noexecstack",
-        ])
-        .args(["-z", "max-page-size=0x1000", "-T"])
-        .arg(dir.join("guest-bz.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&obj))?;
+    run(ld(&dir.join("guest-bz.ld")).arg("-o").arg(&elf).arg(&obj))?;
     run(Command::new("objcopy")
         .args(["-O", "binary"])
         .arg(&elf)
