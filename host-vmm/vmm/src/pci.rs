@@ -26,10 +26,14 @@
 //! later. MSI: the message the guest programmed goes to `KVM_SIGNAL_MSI`
 //! as is.
 //!
-//! Like firmware, the VMM places each edu's BAR0 in the PCI window (1 MiB
-//! apart) and writes the slot's GSI into the Interrupt Line register; the
-//! guest may move the BAR, and the bus follows.
+//! Like firmware, the VMM places each edu's BAR0 in the PCI window and
+//! writes the slot's GSI into the Interrupt Line register; the guest may
+//! move the BAR, and the bus follows. The BARs come from a vm-allocator
+//! [`AddressAllocator`] over the window (first match, naturally aligned), so
+//! they land 1 MiB apart from the window's start. The GSIs are not
+//! allocated: they are the board's wiring, fixed per slot by the MP table.
 
+use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -37,6 +41,7 @@ use edu_devices::{EduConfig, EduDevice, EduStats};
 use edu_pci::{InterruptError, InterruptSink, IntxPin, MsiMessage, PciAddress, PciBus};
 use kvm_bindings::kvm_msi;
 use kvm_ioctls::VmFd;
+use vm_allocator::{AddressAllocator, AllocPolicy};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -79,8 +84,8 @@ pub enum Error {
     #[error("starting the INTx resample thread: {0}")]
     Thread(#[source] std::io::Error),
     /// The BARs do not fit in the PCI window.
-    #[error("{0} edu BARs do not fit in the PCI MMIO window")]
-    Window(u8),
+    #[error("{0} edu BARs of 1 MiB do not fit in the PCI MMIO window: {1}")]
+    Window(u8, #[source] vm_allocator::Error),
 }
 
 /// Interrupt delivery of one PCI slot through KVM.
@@ -232,6 +237,23 @@ impl PciAccess for BusAccess {
     }
 }
 
+/// Addresses for `count` edu BAR0s in `window`: each `EDU_BAR_SIZE` long
+/// and aligned to its size (a memory BAR must be naturally aligned), the
+/// first free place from the window's start.
+fn place_bars(window: Range<u64>, count: u8) -> Result<Vec<u64>, Error> {
+    let window_err = |e| Error::Window(count, e);
+    let mut alloc =
+        AddressAllocator::new(window.start, window.end - window.start).map_err(window_err)?;
+    (0..count)
+        .map(|_| {
+            alloc
+                .allocate(EDU_BAR_SIZE, EDU_BAR_SIZE, AllocPolicy::FirstMatch)
+                .map(|r| r.start())
+                .map_err(window_err)
+        })
+        .collect()
+}
+
 /// The PCI bus and its edu devices.
 pub struct PciDevices {
     bus: Arc<PciBus>,
@@ -241,9 +263,7 @@ pub struct PciDevices {
 impl PciDevices {
     /// Creates `c.edu_devices` edu devices in slots 1.. with their BARs placed.
     pub fn new(vm: Arc<VmFd>, mem: &GuestMemoryMmap, c: &Config) -> Result<Self, Error> {
-        if PCI_MMIO_START + u64::from(c.edu_devices) * EDU_BAR_SIZE > PCI_MMIO_END {
-            return Err(Error::Window(c.edu_devices));
-        }
+        let bars = place_bars(PCI_MMIO_START..PCI_MMIO_END, c.edu_devices)?;
         let mut bus = PciBus::new();
         let mut edus = Vec::new();
         let edu_config = EduConfig {
@@ -253,6 +273,8 @@ impl PciDevices {
         };
         for i in 0..c.edu_devices {
             let slot = i + 1;
+            // Not allocated: INTA of a slot is wired to a fixed IOAPIC pin,
+            // which the MP table describes (see mptable::pci_slot_gsi).
             let irq = KvmInterrupts::new(vm.clone(), mptable::pci_slot_gsi(slot), c.trace_devices)?;
             let edu = Arc::new(
                 EduDevice::new(edu_config, mem.clone(), irq).map_err(|e| Error::Edu(i, e))?,
@@ -262,9 +284,8 @@ impl PciDevices {
             edus.push((slot, edu));
         }
         let bus = Arc::new(bus);
-        for (i, (slot, _)) in edus.iter().enumerate() {
+        for ((slot, _), &bar) in edus.iter().zip(&bars) {
             let addr = PciAddress::new(0, *slot, 0);
-            let bar = PCI_MMIO_START + i as u64 * EDU_BAR_SIZE;
             bus.config_write(addr, PCI_BAR0, &(bar as u32).to_le_bytes());
             bus.config_write(
                 addr,
@@ -325,5 +346,27 @@ mod tests {
         assert!(a.config_write(0xcf8, &0x8000_f800u32.to_le_bytes()));
         assert!(a.config_read(0xcfc, &mut d));
         assert_eq!(u32::from_le_bytes(d), 0xffff_ffff);
+    }
+
+    #[test]
+    fn bars_are_allocated_1_mib_apart_from_the_window_start() {
+        let window = PCI_MMIO_START..PCI_MMIO_END;
+        assert_eq!(place_bars(window.clone(), 1).unwrap(), [0xc000_0000]);
+        assert_eq!(
+            place_bars(window.clone(), 2).unwrap(),
+            [0xc000_0000, 0xc010_0000]
+        );
+        let eight: Vec<u64> = (0..8).map(|i| 0xc000_0000 + i * 0x10_0000).collect();
+        assert_eq!(place_bars(window, 8).unwrap(), eight);
+    }
+
+    #[test]
+    fn too_many_bars_for_the_window_is_an_error() {
+        // Every u8 count fits the real window (1004 MiB); a 4 MiB one holds 4.
+        let window = PCI_MMIO_START..PCI_MMIO_START + 4 * EDU_BAR_SIZE;
+        assert_eq!(place_bars(window.clone(), 4).unwrap().len(), 4);
+        let e = place_bars(window, 5).unwrap_err();
+        assert!(matches!(e, Error::Window(5, _)), "{e:?}");
+        assert!(e.to_string().starts_with("5 edu BARs"), "{e}");
     }
 }
