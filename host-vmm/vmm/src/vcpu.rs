@@ -4,7 +4,7 @@
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use kvm_bindings::KVM_EXIT_INTERNAL_ERROR;
+use kvm_bindings::{kvm_run, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_IO, KVM_EXIT_IO_OUT};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::bus::{Bus, PioOutcome};
@@ -12,6 +12,13 @@ use crate::bus::{Bus, PioOutcome};
 /// `KVM_SYSTEM_EVENT_SHUTDOWN` and `KVM_SYSTEM_EVENT_RESET`.
 const SYSTEM_EVENT_SHUTDOWN: u32 = 1;
 const SYSTEM_EVENT_RESET: u32 = 2;
+
+/// The accesses one port I/O exit stands for: `data` holds `count`
+/// elements of `size` bytes (count > 1 for a string instruction such as
+/// `rep outsb` or `insw`), each its own access to the same port, in order.
+fn pio_elements(data: &mut [u8], size: u8) -> std::slice::ChunksMut<'_, u8> {
+    data.chunks_mut(usize::from(size.max(1)))
+}
 
 /// Why the VM ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +144,40 @@ impl Vcpu {
         unsafe { run.__bindgen_anon_1.internal.suberror }
     }
 
+    /// Handles a `KVM_EXIT_IO` as `count` accesses of `size` bytes. The
+    /// exit's size and count are not in kvm-ioctls' `IoIn`/`IoOut` (only
+    /// their product, the buffer's length), so they come from `kvm_run`.
+    fn port_io(&mut self) -> Option<VmExit> {
+        let run: &mut kvm_run = self.fd.get_kvm_run();
+        if run.exit_reason != KVM_EXIT_IO {
+            return Some(VmExit::Error {
+                cpu: self.id,
+                what: format!("port I/O exit with exit reason {}", run.exit_reason),
+            });
+        }
+        // SAFETY: the exit reason is KVM_EXIT_IO, so `io` is the member of
+        // the exit union KVM filled in; it is plain data.
+        let io = unsafe { run.__bindgen_anon_1.io };
+        let len = usize::from(io.size) * io.count as usize;
+        let base = (run as *mut kvm_run).cast::<u8>();
+        // SAFETY: KVM put the `size * count` data bytes at `data_offset`
+        // inside the vCPU's kvm_run mapping, which the VcpuFd keeps mapped
+        // for as long as it lives (kvm-ioctls builds its IoIn/IoOut slice
+        // the same way). `run` borrows the VcpuFd mutably for the slice's
+        // life, and nothing else touches those bytes before the next KVM_RUN.
+        let data =
+            unsafe { std::slice::from_raw_parts_mut(base.add(io.data_offset as usize), len) };
+        let write = u32::from(io.direction) == KVM_EXIT_IO_OUT;
+        for element in pio_elements(data, io.size) {
+            if !write {
+                self.bus.pio_read(io.port, element);
+            } else if self.bus.pio_write(io.port, element) == PioOutcome::Reset {
+                return Some(VmExit::Reset);
+            }
+        }
+        None
+    }
+
     /// Runs one `KVM_RUN` and handles its exit; `Some` ends the VM.
     pub fn run_once(&mut self) -> Option<VmExit> {
         let cpu = self.id;
@@ -145,14 +186,7 @@ impl Vcpu {
             log::trace!("vcpu {cpu}: {r:?}");
         }
         match r {
-            Ok(VcpuExit::IoIn(port, data)) => {
-                self.bus.pio_read(port, data);
-                None
-            }
-            Ok(VcpuExit::IoOut(port, data)) => match self.bus.pio_write(port, data) {
-                PioOutcome::Done => None,
-                PioOutcome::Reset => Some(VmExit::Reset),
-            },
+            Ok(VcpuExit::IoIn(..)) | Ok(VcpuExit::IoOut(..)) => self.port_io(),
             Ok(VcpuExit::MmioRead(addr, data)) => {
                 self.bus.mmio_read(addr, data);
                 None
@@ -233,5 +267,24 @@ mod tests {
         assert_eq!(e.status(), 1);
         assert!(e.to_string().contains("emulation failure"));
         assert!(e.to_string().contains("0x1000"));
+    }
+
+    #[test]
+    fn one_port_access_per_element() {
+        let mut single = *b"\x12\x34";
+        let v: Vec<&mut [u8]> = pio_elements(&mut single, 2).collect();
+        assert_eq!(v, [&[0x12, 0x34]]);
+
+        // rep outsb of three bytes: three 1-byte accesses, in order.
+        let mut outsb = *b"abc";
+        let v: Vec<&mut [u8]> = pio_elements(&mut outsb, 1).collect();
+        assert_eq!(v, [b"a", b"b", b"c"]);
+
+        // rep insd, count 2: two 4-byte accesses, each filled in place.
+        let mut insd = [0u8; 8];
+        for (i, e) in pio_elements(&mut insd, 4).enumerate() {
+            e.copy_from_slice(&(i as u32 + 1).to_le_bytes());
+        }
+        assert_eq!(insd, [1, 0, 0, 0, 2, 0, 0, 0]);
     }
 }

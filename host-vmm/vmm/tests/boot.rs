@@ -147,6 +147,28 @@ fn pvh_guest_reads_start_info() {
     );
 }
 
+/// String port I/O: `rep insb` reads the line status register once per
+/// byte (KVM hands the VMM all four in one exit), and `rep outsb` to the
+/// serial port prints every byte.
+#[test]
+fn string_port_io_makes_one_access_per_element() {
+    let r = boot("string_io", &["--memory", "16", "--edu", "0"]);
+    r.assert_pass();
+    assert!(
+        r.serial
+            .lines()
+            .any(|l| l == "string_io: rep outsb reached the serial line"),
+        "{}",
+        r.serial
+    );
+    assert_eq!(
+        r.value("string_io: lsr=", "lsr"),
+        0x6060_6060,
+        "{}",
+        r.serial
+    );
+}
+
 /// A triple fault ends the VMM with status 1 and says where.
 #[test]
 fn triple_fault_exits_nonzero_with_reason() {
