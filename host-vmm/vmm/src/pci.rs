@@ -263,19 +263,35 @@ pub struct PciDevices {
 impl PciDevices {
     /// Creates `c.edu_devices` edu devices in slots 1.. with their BARs placed.
     pub fn new(vm: Arc<VmFd>, mem: &GuestMemoryMmap, c: &Config) -> Result<Self, Error> {
-        let bars = place_bars(PCI_MMIO_START..PCI_MMIO_END, c.edu_devices)?;
-        let mut bus = PciBus::new();
-        let mut edus = Vec::new();
         let edu_config = EduConfig {
             dma_delay: Duration::from_millis(c.edu_dma_delay_ms),
             dma_mask: c.edu_dma_mask,
             ..EduConfig::default()
         };
-        for i in 0..c.edu_devices {
-            let slot = i + 1;
+        Self::with_interrupts(mem, c.edu_devices, edu_config, |slot| {
             // Not allocated: INTA of a slot is wired to a fixed IOAPIC pin,
             // which the MP table describes (see mptable::pci_slot_gsi).
-            let irq = KvmInterrupts::new(vm.clone(), mptable::pci_slot_gsi(slot), c.trace_devices)?;
+            let irq: Arc<dyn InterruptSink> =
+                KvmInterrupts::new(vm.clone(), mptable::pci_slot_gsi(slot), c.trace_devices)?;
+            Ok(irq)
+        })
+    }
+
+    /// [`PciDevices::new`] with the interrupt delivery of each slot from
+    /// `irq` instead of KVM, so tests and the fuzz targets can build the
+    /// VMM's PCI side (same slots, BARs and Interrupt Line) without a VM.
+    pub fn with_interrupts(
+        mem: &GuestMemoryMmap,
+        count: u8,
+        edu_config: EduConfig,
+        mut irq: impl FnMut(u8) -> Result<Arc<dyn InterruptSink>, Error>,
+    ) -> Result<Self, Error> {
+        let bars = place_bars(PCI_MMIO_START..PCI_MMIO_END, count)?;
+        let mut bus = PciBus::new();
+        let mut edus = Vec::new();
+        for i in 0..count {
+            let slot = i + 1;
+            let irq = irq(slot)?;
             let edu = Arc::new(
                 EduDevice::new(edu_config, mem.clone(), irq).map_err(|e| Error::Edu(i, e))?,
             );
@@ -358,6 +374,33 @@ mod tests {
         );
         let eight: Vec<u64> = (0..8).map(|i| 0xc000_0000 + i * 0x10_0000).collect();
         assert_eq!(place_bars(window, 8).unwrap(), eight);
+    }
+
+    #[test]
+    fn devices_without_kvm_get_the_vmm_bars() {
+        let mem =
+            GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), 1 << 16)]).unwrap();
+        let pci = PciDevices::with_interrupts(&mem, 2, EduConfig::manual(), |_| {
+            Ok(Arc::new(edu_pci::RecordingInterrupts::new()))
+        })
+        .unwrap();
+        assert_eq!(pci.slots(), [1, 2]);
+        let a = pci.access();
+        // 00:02.0 BAR0 and Interrupt Line as firmware would leave them.
+        assert!(a.config_write(0xcf8, &0x8000_1010u32.to_le_bytes()));
+        let mut d = [0u8; 4];
+        assert!(a.config_read(0xcfc, &mut d));
+        assert_eq!(u32::from_le_bytes(d), 0xc010_0000);
+        assert!(a.config_write(0xcf8, &0x8000_103cu32.to_le_bytes()));
+        assert!(a.config_read(0xcfc, &mut d[..1]));
+        assert_eq!(u32::from(d[0]), mptable::pci_slot_gsi(2));
+        // edu's identification register through the BAR, once the guest
+        // enables memory decoding (Command register bit 1).
+        assert!(!a.mmio_read(0xc010_0000, &mut d));
+        assert!(a.config_write(0xcf8, &0x8000_1004u32.to_le_bytes()));
+        assert!(a.config_write(0xcfc, &[0x02]));
+        assert!(a.mmio_read(0xc010_0000, &mut d));
+        assert_eq!(u32::from_le_bytes(d), 0x0100_00ed);
     }
 
     #[test]
