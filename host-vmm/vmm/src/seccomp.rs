@@ -95,10 +95,13 @@ const COMMON: &[i64] = &[
     libc::SYS_sigaltstack,
     libc::SYS_exit,
     libc::SYS_exit_group,
-    // abort() on a bug must still deliver SIGABRT, not a seccomp kill.
+    // abort() on a bug must still deliver SIGABRT, not a seccomp kill, and
+    // the watchdog kicks vCPU threads with pthread_kill: glibc sends both
+    // with tgkill, musl (the static binary run nested) with tkill.
     libc::SYS_gettid,
     libc::SYS_getpid,
     libc::SYS_tgkill,
+    libc::SYS_tkill,
     // The tail of a thread's start-up (glibc and std), which a thread the
     // edu device started just before the filter went on may still be in.
     libc::SYS_rseq,
@@ -243,6 +246,42 @@ mod tests {
             );
             // SAFETY: gettid has no arguments and no memory effects.
             assert!(unsafe { libc::syscall(libc::SYS_gettid) } > 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    extern "C" fn ignore(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+    #[test]
+    fn watchdog_kick_passes_the_filter_with_glibc_and_musl() {
+        // The watchdog's pthread_kill is tgkill on glibc and tkill on musl;
+        // a kick refused by the filter killed the nested (musl) VMM.
+        let sig = vmm_sys_util::signal::SIGRTMIN();
+        vmm_sys_util::signal::register_signal_handler(sig, ignore).unwrap();
+        std::thread::spawn(move || {
+            let f = SeccompFilter::new(
+                COMMON.iter().map(|&s| (s, Vec::new())).collect(),
+                SeccompAction::Errno(libc::EPERM as u32),
+                SeccompAction::Allow,
+                TargetArch::x86_64,
+            )
+            .unwrap();
+            let p: BpfProgram = f.try_into().unwrap();
+            seccompiler::apply_filter(&p).unwrap();
+            // SAFETY: getpid and gettid have no arguments and no memory
+            // effects; tkill and tgkill send SIGRTMIN, which has a handler
+            // that does nothing, to this very thread.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid);
+                let pid = libc::syscall(libc::SYS_getpid);
+                assert_eq!(libc::syscall(libc::SYS_tkill, tid, sig), 0, "tkill refused");
+                assert_eq!(
+                    libc::syscall(libc::SYS_tgkill, pid, tid, sig),
+                    0,
+                    "tgkill refused"
+                );
+            }
         })
         .join()
         .unwrap();
