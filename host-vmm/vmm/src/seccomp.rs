@@ -218,25 +218,29 @@ mod tests {
         assert!(!filter().unwrap().is_empty());
     }
 
+    /// The COMMON allowlist with EPERM instead of a kill for anything else,
+    /// so a test thread can observe a refusal and live.
+    fn common_with_errno() -> BpfProgram {
+        let rules: BTreeMap<i64, Vec<SeccompRule>> =
+            COMMON.iter().map(|&s| (s, Vec::new())).collect();
+        SeccompFilter::new(
+            rules,
+            SeccompAction::Errno(libc::EPERM as u32),
+            SeccompAction::Allow,
+            TargetArch::x86_64,
+        )
+        .unwrap()
+        .try_into()
+        .unwrap()
+    }
+
     #[test]
     fn filter_blocks_what_is_not_listed() {
         // Run in a child thread: a filter is per thread and cannot be undone.
         std::thread::spawn(|| {
             let prog = filter().unwrap();
-            // Errno instead of kill, so the test can observe the refusal.
-            let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-                COMMON.iter().map(|&s| (s, Vec::new())).collect();
-            rules.insert(libc::SYS_sigaltstack, Vec::new());
-            let f = SeccompFilter::new(
-                rules,
-                SeccompAction::Errno(libc::EPERM as u32),
-                SeccompAction::Allow,
-                TargetArch::x86_64,
-            )
-            .unwrap();
-            let p: BpfProgram = f.try_into().unwrap();
             assert!(!prog.is_empty());
-            seccompiler::apply_filter(&p).unwrap();
+            seccompiler::apply_filter(&common_with_errno()).unwrap();
             // SAFETY: getppid has no arguments and no memory effects.
             let r = unsafe { libc::syscall(libc::SYS_getppid) };
             assert_eq!(r, -1);
@@ -260,15 +264,7 @@ mod tests {
         let sig = vmm_sys_util::signal::SIGRTMIN();
         vmm_sys_util::signal::register_signal_handler(sig, ignore).unwrap();
         std::thread::spawn(move || {
-            let f = SeccompFilter::new(
-                COMMON.iter().map(|&s| (s, Vec::new())).collect(),
-                SeccompAction::Errno(libc::EPERM as u32),
-                SeccompAction::Allow,
-                TargetArch::x86_64,
-            )
-            .unwrap();
-            let p: BpfProgram = f.try_into().unwrap();
-            seccompiler::apply_filter(&p).unwrap();
+            seccompiler::apply_filter(&common_with_errno()).unwrap();
             // SAFETY: getpid and gettid have no arguments and no memory
             // effects; tkill and tgkill send SIGRTMIN, which has a handler
             // that does nothing, to this very thread.
