@@ -24,7 +24,7 @@ use kernel::{
     device::Core,
     dma::{Coherent, Device as _, DmaMask},
     io::Io,
-    irq, pci,
+    ioctl, irq, pci,
     prelude::*,
     str::CString,
     sync::{
