@@ -59,13 +59,25 @@ const DEVICE_EDU: u32 = 0x11e8;
 
 /// Per-device driver data: lives from a successful probe to unbind.
 ///
-/// Fields drop in order: the `/dev` node first, then the interrupt handler
-/// (`free_irq()` waits for a running one), then the vectors it used.
+/// Dropping it undoes probe, on every path: unbind and `rmmod` (the driver
+/// core drops it after `unbind`), and a bind that fails after `probe`
+/// returned (the driver core cannot store it). [`Drop`] unpublishes the
+/// device and quiesces it; then the fields drop in order: the `/dev` node,
+/// the interrupt handler (`free_irq()` waits for a running one), the
+/// vectors it used.
 struct EduData<'bound> {
     _node: chrdev::ClassDevice,
     _irq: Pin<KBox<irq::Registration<'bound, IrqHandler>>>,
     _vectors: KBox<pci::IrqVectorRegistration<'bound>>,
     dev: Arc<EduDev>,
+}
+
+impl Drop for EduData<'_> {
+    fn drop(&mut self) {
+        DEVICES.lock().remove(self.dev.id.minor);
+        self.dev.shutdown();
+        dev_info!(self.dev.pdev(), "released /dev/edu{}\n", self.dev.id.minor);
+    }
 }
 
 /// The PCI driver: binds every 1234:11e8 device.
@@ -162,7 +174,8 @@ impl pci::Driver for EduDriver {
         )?;
 
         let node = create_node(pdev, major, minor)?;
-        // Nothing fails after this point: publish the device to `open`.
+        // Publish the device to `open`. From here on `EduData` owns the
+        // undoing, whoever drops it.
         table.insert(dev.clone());
         drop(table);
 
@@ -185,12 +198,6 @@ impl pci::Driver for EduDriver {
             _vectors: vectors,
             dev,
         })
-    }
-
-    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        DEVICES.lock().remove(this.dev.id.minor);
-        this.dev.shutdown();
-        dev_info!(pdev, "unbound /dev/edu{}\n", this.dev.id.minor);
     }
 }
 

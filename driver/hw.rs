@@ -233,6 +233,11 @@ impl EduDev {
         }? Error)
     }
 
+    /// The PCI device, for log lines.
+    pub(crate) fn pdev(&self) -> &pci::Device {
+        &self.pdev
+    }
+
     /// Borrows the bound device and BAR0 for an operation.
     ///
     /// `alive` must be this device's own [`State::alive`], borrowed from
