@@ -34,8 +34,9 @@ use kernel::{
     ThisModule,
 };
 
-// The ABI shared with userspace. Its items are `pub` for the userspace crate;
-// here they are crate-internal and some (the encoders) are only userspace's.
+// The ABI shared with userspace, numbered with `kernel::ioctl` (imported
+// above; `abi.rs` uses `super::ioctl`). Its items are `pub` for the userspace
+// crate; here they are crate-internal.
 #[allow(dead_code, unreachable_pub)]
 #[path = "../abi/src/abi.rs"]
 mod abi;
@@ -110,7 +111,7 @@ impl pci::Driver for EduDriver {
         // Mask the factorial interrupt and drop stale status.
         bar.write_reg(regs::STATUS::zeroed());
         bar.write_reg(regs::IRQ_ACK::from_raw(u32::MAX));
-        let bar = bar.into_devres()?;
+        let hw = hw::Hw::into_devres(pdev, bar)?;
 
         let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), regs::DMA_BUF_SIZE, GFP_KERNEL)?;
 
@@ -140,8 +141,8 @@ impl pci::Driver for EduDriver {
         let major = CHRDEV_MAJOR.load(Relaxed);
         let dev = Arc::pin_init(
             EduDev::new(
+                hw,
                 pdev.into(),
-                bar,
                 buf,
                 hw::Identity {
                     minor,
@@ -216,6 +217,21 @@ fn create_node(
 /// Major of the char device region, set once by the module initialiser.
 static CHRDEV_MAJOR: Atomic<u32> = Atomic::new(0);
 
+/// Longest `timeout_ms` accepted. Unbind may wait this long for the device,
+/// so it is a bound on `rmmod` too.
+const TIMEOUT_MS_MAX: u32 = 60_000;
+
+/// Checks the `timeout_ms` parameter: an operation waits that long for the
+/// device's interrupt, so 0 would fail everything and a huge value would
+/// let a stuck device hold callers (and unbind) for hours.
+fn check_timeout_ms(ms: u32) -> Result {
+    if !(1..=TIMEOUT_MS_MAX).contains(&ms) {
+        pr_err!("timeout_ms={ms} is out of range: give 1 to {TIMEOUT_MS_MAX} (milliseconds)\n");
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 kernel::sync::global_lock! {
     // SAFETY: initialised by the module initialiser before the PCI driver,
     // the only other user, is registered.
@@ -269,6 +285,7 @@ struct EduModule {
 impl kernel::InPlaceModule for EduModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
+            check_timeout_ms(module_parameters::timeout_ms.value())?;
             // SAFETY: called once, before anything uses the locks.
             unsafe {
                 DEVICES.init();
@@ -292,7 +309,7 @@ module! {
     params: {
         timeout_ms: u32 {
             default: 2000,
-            description: "How long an operation waits for the device's interrupt (ms)",
+            description: "How long an operation waits for the device's interrupt (ms, 1 to 60000)",
         },
     },
 }
