@@ -108,8 +108,16 @@ impl pci::Driver for EduDriver {
 
         let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"edu")?;
         let chip = bar.read(regs::ID).into_raw();
-        // Mask the factorial interrupt and drop stale status.
-        bar.write_reg(regs::STATUS::zeroed());
+        // An earlier driver may have given up on a DMA or a factorial
+        // (`rmmod` after a timeout): the device ignores new commands of
+        // that kind until it is done, so the first user waits for it.
+        let busy = hw::Busy {
+            dma: bar.read(regs::DMA_CMD).busy(),
+            factorial: bar.read(regs::STATUS).computing(),
+        };
+        // A factorial raises its interrupt when done (also one found
+        // running); drop stale interrupt status.
+        bar.write_reg(regs::STATUS::irq_enabled());
         bar.write_reg(regs::IRQ_ACK::from_raw(u32::MAX));
         let hw = hw::Hw::into_devres(pdev, bar)?;
 
@@ -133,6 +141,12 @@ impl pci::Driver for EduDriver {
         let msi = matches!(vector.irq_type(), pci::IrqType::Msi | pci::IrqType::MsiX);
         let request = irq::IrqRequest::from(vector);
         let irq_num = request.irq();
+        let pending = match (busy.dma, busy.factorial) {
+            (false, false) => "",
+            (true, false) => ", a DMA still running",
+            (false, true) => ", a factorial still running",
+            (true, true) => ", a DMA and a factorial still running",
+        };
 
         // Hold the table from picking a minor to publishing the device,
         // so concurrent probes cannot pick the same one.
@@ -144,6 +158,7 @@ impl pci::Driver for EduDriver {
                 hw,
                 pdev.into(),
                 buf,
+                busy,
                 hw::Identity {
                     minor,
                     major,
@@ -182,7 +197,7 @@ impl pci::Driver for EduDriver {
 
         dev_info!(
             pdev,
-            "probed {:04x}:{:04x}, id {:#010x}, {} irq {}, /dev/edu{} ({}:{})\n",
+            "probed {:04x}:{:04x}, id {:#010x}, {} irq {}, /dev/edu{} ({}:{}){}\n",
             pdev.vendor_id().as_raw(),
             pdev.device_id(),
             chip,
@@ -190,7 +205,8 @@ impl pci::Driver for EduDriver {
             irq_num,
             minor,
             major,
-            minor
+            minor,
+            pending
         );
 
         Ok(EduData {

@@ -123,6 +123,16 @@ pub(crate) struct Identity {
     pub(crate) bar0_len: u64,
 }
 
+/// Work the device was found doing at probe: an earlier driver gave up
+/// waiting for it (`rmmod` after a timeout), and the device ignores new
+/// commands of that kind until it is done.
+pub(crate) struct Busy {
+    /// `DMA_CMD` reads "pending".
+    pub(crate) dma: bool,
+    /// `STATUS` reads "computing".
+    pub(crate) factorial: bool,
+}
+
 /// Device state protected by the per-device lock.
 struct State {
     /// The coherent DMA buffer (4 KiB), `None` once the device is gone.
@@ -214,11 +224,13 @@ impl irq::Handler for IrqHandler {
 }
 
 impl EduDev {
-    /// Creates the shared state of a device that probe has set up.
+    /// Creates the shared state of a device that probe has set up and
+    /// found doing `busy`.
     pub(crate) fn new(
         hw: DevresHw,
         pdev: ARef<pci::Device>,
         buf: Coherent<[u8]>,
+        busy: Busy,
         id: Identity,
         timeout_ms: u32,
     ) -> impl PinInit<Self, Error> {
@@ -228,8 +240,8 @@ impl EduDev {
             id,
             state <- new_mutex!(State {
                 buf: Some(buf),
-                dma_busy: false,
-                fact_busy: false,
+                dma_busy: busy.dma,
+                fact_busy: busy.factorial,
                 tail: 0,
             }),
             events <- new_spinlock_irq!(0),
@@ -327,7 +339,7 @@ impl EduDev {
         }
     }
 
-    /// Waits for the DMA an earlier operation left running;
+    /// Waits for the DMA an earlier operation (or driver) left running;
     /// only then may the buffer or the DMA registers be used.
     fn dma_settle(&self, st: &mut State) -> Result {
         while st.dma_busy {
@@ -389,10 +401,7 @@ impl EduDev {
     fn factorial_locked(&self, st: &mut State, n: u32) -> Result<u32> {
         self.fact_settle(st)?;
         self.clear_events(regs::IRQ_FACTORIAL);
-        self.with_hw(|hw| {
-            hw.bar.write_reg(regs::STATUS::irq_enabled());
-            hw.bar.write_reg(regs::FACTORIAL::from_raw(n));
-        })?;
+        self.with_hw(|hw| hw.bar.write_reg(regs::FACTORIAL::from_raw(n)))?;
         st.fact_busy = true;
         loop {
             self.wait_irq(regs::IRQ_FACTORIAL)?;
@@ -606,7 +615,7 @@ impl EduDev {
         }
         // Waits for the operation in progress, which returns promptly now.
         let mut st = self.state.lock();
-        // Work the device still does. Waiters were
+        // Work the device still does, whoever started it. Waiters were
         // failed above, so nobody consumes interrupts any more: poll.
         let idle = read_poll_timeout(
             || self.with_hw(|hw| !hw.dma_running() && !hw.computing()),
