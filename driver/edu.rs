@@ -265,7 +265,7 @@ struct CharDevs {
 
 impl CharDevs {
     fn new() -> Result<Self> {
-        let region = chrdev::Region::new(MAX_DEVICES as u32, c"pci_edu")?;
+        let region = chrdev::Region::new(u32::try_from(MAX_DEVICES)?, c"pci_edu")?;
         CHRDEV_MAJOR.store(region.major(), Relaxed);
         *CLASS.lock() = Some(chrdev::Class::new(c"edu")?);
         let cdev = match chrdev::Cdev::new(&region) {

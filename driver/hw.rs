@@ -107,6 +107,10 @@ const LAB_RAISE_VALUE: u32 = 0x1234_5678;
 /// Interrupt status bits reserved for the device's own events.
 const DEVICE_IRQ_BITS: u32 = regs::IRQ_FACTORIAL | regs::IRQ_DMA;
 
+/// What a device reads as when it is gone (a removed or disabled PCI
+/// device answers every read with all ones).
+const GONE: u32 = u32::MAX;
+
 /// Static facts about a device, fixed at probe.
 pub(crate) struct Identity {
     /// Char device minor (index in the device table).
@@ -202,19 +206,21 @@ impl irq::Handler for IrqHandler {
         let status = dev
             .with_hw(|hw| {
                 let status = hw.bar.read(regs::IRQ_STATUS).into_raw();
-                if status != 0 {
+                if status != 0 && status != GONE {
                     hw.bar.write_reg(regs::IRQ_ACK::from_raw(status));
                 }
                 status
             })
             .unwrap_or(0);
-        if status == 0 {
-            // Not ours (INTx may be shared), or the device is going away.
-            return if dev.id.irq_mode == abi::EDU_IRQ_MODE_INTX {
-                IrqReturn::None
-            } else {
-                IrqReturn::Handled
-            };
+        match status {
+            // Not ours: the device is gone, and its all-ones "status" means
+            // nothing. Saying so lets the kernel stop a stuck line.
+            GONE => return IrqReturn::None,
+            // Nothing pending: INTx may be shared, or the device is being
+            // unbound; a second MSI for status already handled is ours.
+            0 if dev.id.irq_mode == abi::EDU_IRQ_MODE_INTX => return IrqReturn::None,
+            0 => return IrqReturn::Handled,
+            _ => {}
         }
         dev.trace_irq(status);
         *dev.events.lock() |= status;

@@ -26,7 +26,7 @@
 
 /* Lab-compatible commands: no argument; results go to the kernel log. */
 #define DMA_READ_CMD		_IO(EDU_IOC_MAGIC, 0x1a)
-#define DMA_WRITE_CMD		_IO(EDU_IOC_MAGIC, 0x1b)
+#define DMA_WRITE_CMD		_IO(EDU_IOC_MAGIC, 0x1b)	/* needs O_WRONLY/O_RDWR */
 #define PRINT_EDUINFO_CMD	_IO(EDU_IOC_MAGIC, 0x1c)
 #define SEND_INTERRUPT_CMD	_IO(EDU_IOC_MAGIC, 0x1d)
 #define FACTORIAL_CMD		_IO(EDU_IOC_MAGIC, 0x1e)
@@ -62,7 +62,7 @@ struct edu_dma {
 #define EDU_IOC_FACTORIAL	_IOWR(EDU_IOC_MAGIC, 0x21, __u32)	/* in n, out n! mod 2^32 */
 #define EDU_IOC_LIVENESS	_IOWR(EDU_IOC_MAGIC, 0x22, __u32)	/* in v, out ~v */
 #define EDU_IOC_RAISE_IRQ	_IOWR(EDU_IOC_MAGIC, 0x23, __u32)	/* in bits, out bits seen */
-#define EDU_IOC_DMA_TO_DEVICE	_IOW(EDU_IOC_MAGIC, 0x24, struct edu_dma)
+#define EDU_IOC_DMA_TO_DEVICE	_IOW(EDU_IOC_MAGIC, 0x24, struct edu_dma)	/* needs O_WRONLY/O_RDWR */
 #define EDU_IOC_DMA_FROM_DEVICE	_IOW(EDU_IOC_MAGIC, 0x25, struct edu_dma)
 
 #endif /* EDU_ABI_H */
