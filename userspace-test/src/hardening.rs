@@ -44,9 +44,14 @@ pub enum Hardening {
         /// The lab's `mknod` node for the device's minor
         #[arg(long)]
         lab_node: String,
-        /// Give up after this many binds
+        /// Give up a pass after this many binds
         #[arg(long, default_value_t = 2000)]
         max: u32,
+        /// Passes over all allocations: under the debug kernel the same
+        /// allocation is not always the same N (object pools refill now
+        /// and then), so one pass may step over one
+        #[arg(long, default_value_t = 2)]
+        passes: u32,
     },
     /// Block a transfer in a userfaultfd fault; other users and unbind go on
     Uffd {
@@ -89,7 +94,18 @@ pub enum Via {
 pub fn run(node: &str, cmd: &Hardening) -> bool {
     let mut t = Tally::default();
     match cmd {
-        Hardening::BindFaults { pci, lab_node, max } => bind_faults(&mut t, pci, lab_node, *max),
+        Hardening::BindFaults {
+            pci,
+            lab_node,
+            max,
+            passes,
+        } => {
+            for _ in 0..*passes {
+                if t.failed == 0 {
+                    bind_faults(&mut t, pci, lab_node, *max);
+                }
+            }
+        }
         Hardening::Uffd { pci, via, limit } => {
             uffd(&mut t, node, pci, *via, Duration::from_secs(*limit))
         }
@@ -395,12 +411,13 @@ impl FailNth {
 
     /// Disarms; true if the armed failure fired.
     fn fired(&self) -> Result<bool, String> {
-        let mut s = String::new();
         let mut buf = [0u8; 16];
-        let n = self.0.read_at(&mut buf, 0).map_err(|e| e.to_string())?;
-        s.push_str(&String::from_utf8_lossy(&buf[..n]));
+        let n = self
+            .0
+            .read_at(&mut buf, 0)
+            .map_err(|e| format!("fail-nth: {e}"))?;
         self.arm(0)?;
-        Ok(s.trim() == "0")
+        Ok(buf[..n].trim_ascii() == b"0")
     }
 }
 
