@@ -30,6 +30,10 @@ use kernel::{
 /// Number of bits of the minor in a `dev_t` (`MINORBITS` in C).
 const MINOR_BITS: u32 = bindings::MINORBITS;
 
+/// `file->f_mode` bit of a file opened for writing (`FMODE_WRITE` in
+/// `include/linux/fs.h`, a macro with a cast that bindgen does not export).
+const FMODE_WRITE: bindings::fmode_t = 1 << 1;
+
 /// The device number `major:minor` (`MKDEV()` in C).
 pub(crate) fn devt(major: u32, minor: u32) -> bindings::dev_t {
     (major << MINOR_BITS) | minor
@@ -47,8 +51,9 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// Opens minor `minor`.
     fn open(minor: u32) -> Result<Arc<Self>>;
 
-    /// Handles `ioctl(cmd, arg)`; `arg` is usually a user pointer.
-    fn ioctl(this: &Self, cmd: u32, arg: usize) -> Result<isize>;
+    /// Handles `ioctl(cmd, arg)`; `arg` is usually a user pointer, and
+    /// `writable` says whether the file was opened for writing.
+    fn ioctl(this: &Self, cmd: u32, arg: usize, writable: bool) -> Result<isize>;
 
     /// Reads into `out` from file position `*pos`, advancing it.
     fn read(this: &Self, out: UserSliceWriter, pos: &mut i64) -> Result<usize>;
@@ -242,6 +247,15 @@ impl Drop for ClassDevice {
     }
 }
 
+/// A byte count or an error as `read`/`write` return it to the VFS.
+fn to_ssize(r: Result<usize>) -> isize {
+    match r.and_then(|n| isize::try_from(n).map_err(Error::from)) {
+        Ok(n) => n,
+        // Lossless: an errno (`c_int`) fits any `isize`.
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
 /// The `file_operations` of a [`Cdev`] serving `T`.
 struct VTable<T: Operations>(PhantomData<T>);
 
@@ -305,8 +319,13 @@ impl<T: Operations> VTable<T> {
     unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
         // SAFETY: the file is open (caller).
         let this = unsafe { Self::this(file) };
-        match T::ioctl(this, cmd, arg as usize) {
-            Ok(ret) => ret as c_long,
+        // SAFETY: the file is open (caller); `f_mode` is set at open and
+        // does not change afterwards.
+        let writable = unsafe { (*file).f_mode } & FMODE_WRITE != 0;
+        // `c_ulong` and `c_long` are the kernel's `usize` and `isize`.
+        match T::ioctl(this, cmd, arg, writable) {
+            Ok(ret) => ret,
+            // Lossless: an errno (`c_int`) fits any `c_long`.
             Err(e) => e.to_errno() as c_long,
         }
     }
@@ -326,10 +345,7 @@ impl<T: Operations> VTable<T> {
         let out = UserSlice::new(UserPtr::from_ptr(buf.cast::<c_void>()), count).writer();
         // SAFETY: `pos` is valid for reads and writes during the call (caller).
         let pos = unsafe { &mut *pos };
-        match T::read(this, out, pos) {
-            Ok(n) => n as isize,
-            Err(e) => e.to_errno() as isize,
-        }
+        to_ssize(T::read(this, out, pos))
     }
 
     /// # Safety
@@ -347,10 +363,7 @@ impl<T: Operations> VTable<T> {
         let data = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast::<c_void>()), count);
         // SAFETY: `pos` is valid for reads and writes during the call (caller).
         let pos = unsafe { &mut *pos };
-        match T::write(this, data.reader(), pos) {
-            Ok(n) => n as isize,
-            Err(e) => e.to_errno() as isize,
-        }
+        to_ssize(T::write(this, data.reader(), pos))
     }
 
     /// # Safety

@@ -24,7 +24,7 @@ use kernel::{
     device::Core,
     dma::{Coherent, Device as _, DmaMask},
     io::Io,
-    irq, pci,
+    ioctl, irq, pci,
     prelude::*,
     str::CString,
     sync::{
@@ -34,8 +34,9 @@ use kernel::{
     ThisModule,
 };
 
-// The ABI shared with userspace. Its items are `pub` for the userspace crate;
-// here they are crate-internal and some (the encoders) are only userspace's.
+// The ABI shared with userspace, numbered with `kernel::ioctl` (imported
+// above; `abi.rs` uses `super::ioctl`). Its items are `pub` for the userspace
+// crate; here they are crate-internal.
 #[allow(dead_code, unreachable_pub)]
 #[path = "../abi/src/abi.rs"]
 mod abi;
@@ -59,13 +60,25 @@ const DEVICE_EDU: u32 = 0x11e8;
 
 /// Per-device driver data: lives from a successful probe to unbind.
 ///
-/// Fields drop in order: the `/dev` node first, then the interrupt handler
-/// (`free_irq()` waits for a running one), then the vectors it used.
+/// Dropping it undoes probe, on every path: unbind and `rmmod` (the driver
+/// core drops it after `unbind`), and a bind that fails after `probe`
+/// returned (the driver core cannot store it). [`Drop`] unpublishes the
+/// device and quiesces it; then the fields drop in order: the `/dev` node,
+/// the interrupt handler (`free_irq()` waits for a running one), the
+/// vectors it used.
 struct EduData<'bound> {
     _node: chrdev::ClassDevice,
     _irq: Pin<KBox<irq::Registration<'bound, IrqHandler>>>,
     _vectors: KBox<pci::IrqVectorRegistration<'bound>>,
     dev: Arc<EduDev>,
+}
+
+impl Drop for EduData<'_> {
+    fn drop(&mut self) {
+        DEVICES.lock().remove(self.dev.id.minor);
+        self.dev.shutdown();
+        dev_info!(self.dev.pdev(), "released /dev/edu{}\n", self.dev.id.minor);
+    }
 }
 
 /// The PCI driver: binds every 1234:11e8 device.
@@ -95,10 +108,18 @@ impl pci::Driver for EduDriver {
 
         let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"edu")?;
         let chip = bar.read(regs::ID).into_raw();
-        // Mask the factorial interrupt and drop stale status.
-        bar.write_reg(regs::STATUS::zeroed());
+        // An earlier driver may have given up on a DMA or a factorial
+        // (`rmmod` after a timeout): the device ignores new commands of
+        // that kind until it is done, so the first user waits for it.
+        let busy = hw::Busy {
+            dma: bar.read(regs::DMA_CMD).busy(),
+            factorial: bar.read(regs::STATUS).computing(),
+        };
+        // A factorial raises its interrupt when done (also one found
+        // running); drop stale interrupt status.
+        bar.write_reg(regs::STATUS::irq_enabled());
         bar.write_reg(regs::IRQ_ACK::from_raw(u32::MAX));
-        let bar = bar.into_devres()?;
+        let hw = hw::Hw::into_devres(pdev, bar)?;
 
         let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), regs::DMA_BUF_SIZE, GFP_KERNEL)?;
 
@@ -120,6 +141,12 @@ impl pci::Driver for EduDriver {
         let msi = matches!(vector.irq_type(), pci::IrqType::Msi | pci::IrqType::MsiX);
         let request = irq::IrqRequest::from(vector);
         let irq_num = request.irq();
+        let pending = match (busy.dma, busy.factorial) {
+            (false, false) => "",
+            (true, false) => ", a DMA still running",
+            (false, true) => ", a factorial still running",
+            (true, true) => ", a DMA and a factorial still running",
+        };
 
         // Hold the table from picking a minor to publishing the device,
         // so concurrent probes cannot pick the same one.
@@ -128,9 +155,10 @@ impl pci::Driver for EduDriver {
         let major = CHRDEV_MAJOR.load(Relaxed);
         let dev = Arc::pin_init(
             EduDev::new(
+                hw,
                 pdev.into(),
-                bar,
                 buf,
+                busy,
                 hw::Identity {
                     minor,
                     major,
@@ -162,13 +190,14 @@ impl pci::Driver for EduDriver {
         )?;
 
         let node = create_node(pdev, major, minor)?;
-        // Nothing fails after this point: publish the device to `open`.
+        // Publish the device to `open`. From here on `EduData` owns the
+        // undoing, whoever drops it.
         table.insert(dev.clone());
         drop(table);
 
         dev_info!(
             pdev,
-            "probed {:04x}:{:04x}, id {:#010x}, {} irq {}, /dev/edu{} ({}:{})\n",
+            "probed {:04x}:{:04x}, id {:#010x}, {} irq {}, /dev/edu{} ({}:{}){}\n",
             pdev.vendor_id().as_raw(),
             pdev.device_id(),
             chip,
@@ -176,7 +205,8 @@ impl pci::Driver for EduDriver {
             irq_num,
             minor,
             major,
-            minor
+            minor,
+            pending
         );
 
         Ok(EduData {
@@ -185,12 +215,6 @@ impl pci::Driver for EduDriver {
             _vectors: vectors,
             dev,
         })
-    }
-
-    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        DEVICES.lock().remove(this.dev.id.minor);
-        this.dev.shutdown();
-        dev_info!(pdev, "unbound /dev/edu{}\n", this.dev.id.minor);
     }
 }
 
@@ -209,6 +233,21 @@ fn create_node(
 /// Major of the char device region, set once by the module initialiser.
 static CHRDEV_MAJOR: Atomic<u32> = Atomic::new(0);
 
+/// Longest `timeout_ms` accepted. Unbind may wait this long for the device,
+/// so it is a bound on `rmmod` too.
+const TIMEOUT_MS_MAX: u32 = 60_000;
+
+/// Checks the `timeout_ms` parameter: an operation waits that long for the
+/// device's interrupt, so 0 would fail everything and a huge value would
+/// let a stuck device hold callers (and unbind) for hours.
+fn check_timeout_ms(ms: u32) -> Result {
+    if !(1..=TIMEOUT_MS_MAX).contains(&ms) {
+        pr_err!("timeout_ms={ms} is out of range: give 1 to {TIMEOUT_MS_MAX} (milliseconds)\n");
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 kernel::sync::global_lock! {
     // SAFETY: initialised by the module initialiser before the PCI driver,
     // the only other user, is registered.
@@ -226,7 +265,7 @@ struct CharDevs {
 
 impl CharDevs {
     fn new() -> Result<Self> {
-        let region = chrdev::Region::new(MAX_DEVICES as u32, c"pci_edu")?;
+        let region = chrdev::Region::new(u32::try_from(MAX_DEVICES)?, c"pci_edu")?;
         CHRDEV_MAJOR.store(region.major(), Relaxed);
         *CLASS.lock() = Some(chrdev::Class::new(c"edu")?);
         let cdev = match chrdev::Cdev::new(&region) {
@@ -262,6 +301,7 @@ struct EduModule {
 impl kernel::InPlaceModule for EduModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
+            check_timeout_ms(module_parameters::timeout_ms.value())?;
             // SAFETY: called once, before anything uses the locks.
             unsafe {
                 DEVICES.init();
@@ -285,7 +325,7 @@ module! {
     params: {
         timeout_ms: u32 {
             default: 2000,
-            description: "How long an operation waits for the device's interrupt (ms)",
+            description: "How long an operation waits for the device's interrupt (ms, 1 to 60000)",
         },
     },
 }

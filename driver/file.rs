@@ -15,6 +15,7 @@
 
 use crate::{abi, chrdev, hw::EduDev, regs};
 use kernel::{
+    num::casts::FromSafeCast,
     prelude::*,
     sync::Arc,
     transmute::{AsBytes, FromBytes},
@@ -39,18 +40,18 @@ impl DeviceTable {
     /// Returns the lowest free minor.
     pub(crate) fn free_minor(&self) -> Result<u32> {
         let minor = self.devs.iter().position(Option::is_none).ok_or(ENOSPC)?;
-        Ok(minor as u32)
+        Ok(u32::try_from(minor)?)
     }
 
     /// Publishes `dev` under its minor: `open` finds it from now on.
     pub(crate) fn insert(&mut self, dev: Arc<EduDev>) {
-        let minor = dev.id.minor as usize;
+        let minor = usize::from_safe_cast(dev.id.minor);
         self.devs[minor] = Some(dev);
     }
 
     /// Unpublishes `minor`: later opens fail with `ENXIO`.
     pub(crate) fn remove(&mut self, minor: u32) {
-        self.devs[minor as usize] = None;
+        self.devs[usize::from_safe_cast(minor)] = None;
     }
 }
 
@@ -92,8 +93,13 @@ fn u32_in_out(arg: usize, f: impl FnOnce(u32) -> Result<u32>) -> Result<isize> {
 /// Runs an `EDU_IOC_DMA_*` command.
 fn dma_ioctl(dev: &EduDev, arg: usize, to_device: bool) -> Result<isize> {
     let req: abi::EduDma = read_arg(arg)?;
-    let (offset, len) = (req.offset as usize, req.len as usize);
-    let user = UserSlice::new(UserPtr::from_addr(req.user_addr as usize), len);
+    let (offset, len) = (
+        usize::from_safe_cast(req.offset),
+        usize::from_safe_cast(req.len),
+    );
+    // A 64-bit address that a 32-bit kernel cannot hold is no user address.
+    let addr = usize::try_from(req.user_addr).map_err(|_| EFAULT)?;
+    let user = UserSlice::new(UserPtr::from_addr(addr), len);
     if to_device {
         dev.dma_to_device(&mut user.reader(), offset, len)?;
     } else {
@@ -115,11 +121,19 @@ impl chrdev::Operations for EduDev {
 
     fn open(minor: u32) -> Result<Arc<Self>> {
         let table = DEVICES.lock();
-        let dev = table.devs.get(minor as usize).and_then(Option::as_ref);
+        let dev = table
+            .devs
+            .get(usize::from_safe_cast(minor))
+            .and_then(Option::as_ref);
         dev.cloned().ok_or(ENXIO)
     }
 
-    fn ioctl(dev: &Self, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(dev: &Self, cmd: u32, arg: usize, writable: bool) -> Result<isize> {
+        // Like write(2), changing the device buffer needs a file opened
+        // for writing.
+        if matches!(cmd, abi::DMA_WRITE_CMD | abi::EDU_IOC_DMA_TO_DEVICE) && !writable {
+            return Err(EBADF);
+        }
         match cmd {
             abi::PRINT_EDUINFO_CMD => dev.lab_print_info().map(|()| 0),
             abi::SEND_INTERRUPT_CMD => dev.lab_send_interrupt().map(|()| 0),
@@ -144,7 +158,7 @@ impl chrdev::Operations for EduDev {
             return Ok(0);
         }
         dev.dma_from_device(&mut out, offset, len)?;
-        *pos += len as i64;
+        *pos += i64::try_from(len)?;
         Ok(len)
     }
 
@@ -154,7 +168,7 @@ impl chrdev::Operations for EduDev {
         }
         let (offset, len) = window(*pos, data.len()).ok_or(ENOSPC)?;
         dev.dma_to_device(&mut data, offset, len)?;
-        *pos += len as i64;
+        *pos += i64::try_from(len)?;
         Ok(len)
     }
 }

@@ -7,19 +7,27 @@
 //! every open file. It outlives unbind: after [`EduDev::shutdown`] every
 //! operation fails with `ENODEV`, and the last reference frees it.
 //!
+//! The hardware is reached only through [`EduDev::with_hw`]: one short,
+//! non-sleeping access to the bound device at a time, which fails with
+//! `ENODEV` once the device is unbound (the interrupt handler uses it too).
+//!
 //! Locking: `state` (a mutex) is the per-device lock; every operation holds
-//! it from start to end, so operations on one device run one at a time and
-//! operations on different devices in parallel. `events` (an IRQ-safe
-//! spinlock) holds the interrupt status bits the handler has seen and nobody
-//! has consumed yet; waiters sleep on `irq_wait` with `state` held.
+//! it while it uses the device, so operations on one device run one at a
+//! time and operations on different devices in parallel. User memory is
+//! never touched with it held: transfers go through a bounce buffer, so a
+//! page fault that does not resolve blocks only its own caller. `events`
+//! (an IRQ-safe spinlock) holds the interrupt status bits the handler has
+//! seen and nobody has consumed yet; waiters sleep on `irq_wait` with
+//! `state` held.
 //!
 //! See `docs/driver.md` for the design and `docs/ioctl-abi.md` for the ABI.
 
 use crate::{abi, regs};
 use kernel::{
     device::Bound,
+    devres::DevresLt,
     dma::Coherent,
-    io::Io,
+    io::{io_project, poll::read_poll_timeout, Io},
     irq::{self, IrqReturn},
     pci,
     prelude::*,
@@ -29,15 +37,47 @@ use kernel::{
         new_condvar, new_mutex, new_spinlock_irq, Arc, CondVar, CondVarTimeoutResult, Mutex,
         MutexGuard, SpinLockIrq,
     },
-    time::{delay::fsleep, msecs_to_jiffies, Delta, Jiffies},
+    time::{msecs_to_jiffies, Delta, Jiffies},
+    types::CovariantForLt,
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
-/// BAR0, device-managed: access is revoked when the device is unbound.
-pub(crate) type DevresBar0 = pci::DevresBar<{ regs::BAR0_SIZE }>;
+/// BAR0 of a bound device.
+type Bar0<'bound> = pci::Bar<'bound, { regs::BAR0_SIZE }>;
 
-/// BAR0 as borrowed for one operation.
-type Bar0<'a> = pci::Bar<'a, { regs::BAR0_SIZE }>;
+/// What operations reach of a bound device: the device and its BAR0.
+///
+/// Both borrow the binding (`'bound`), so an `Hw` exists only inside
+/// [`EduDev::with_hw`], while the device is bound.
+pub(crate) struct Hw<'bound> {
+    pdev: &'bound pci::Device<Bound>,
+    bar: Bar0<'bound>,
+}
+
+/// [`Hw`] as a device-managed resource: revoked when the device is unbound.
+pub(crate) type DevresHw = DevresLt<CovariantForLt!(Hw<'_>)>;
+
+impl<'bound> Hw<'bound> {
+    /// Makes the device and its mapped BAR0 a device-managed resource.
+    pub(crate) fn into_devres(
+        pdev: &'bound pci::Device<Bound>,
+        bar: Bar0<'bound>,
+    ) -> Result<DevresHw> {
+        // SAFETY: `pdev` and `bar` borrow the device for `'bound`, the
+        // driver's whole binding: the reference and the mapping stay valid
+        // until unbind, when devres revokes and drops the `Hw` (the same
+        // argument as `pci::Bar::into_devres`).
+        unsafe { DevresLt::new(pdev.as_ref(), Hw { pdev, bar }) }
+    }
+
+    fn dma_running(&self) -> bool {
+        self.bar.read(regs::DMA_CMD).busy()
+    }
+
+    fn computing(&self) -> bool {
+        self.bar.read(regs::STATUS).computing()
+    }
+}
 
 /// What the interrupt handler logs, for the lab-compatible commands only.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -67,6 +107,10 @@ const LAB_RAISE_VALUE: u32 = 0x1234_5678;
 /// Interrupt status bits reserved for the device's own events.
 const DEVICE_IRQ_BITS: u32 = regs::IRQ_FACTORIAL | regs::IRQ_DMA;
 
+/// What a device reads as when it is gone (a removed or disabled PCI
+/// device answers every read with all ones).
+const GONE: u32 = u32::MAX;
+
 /// Static facts about a device, fixed at probe.
 pub(crate) struct Identity {
     /// Char device minor (index in the device table).
@@ -83,26 +127,22 @@ pub(crate) struct Identity {
     pub(crate) bar0_len: u64,
 }
 
-/// Device state protected by the per-device lock.
-struct State {
-    /// The device is bound; cleared by [`EduDev::shutdown`].
-    alive: Alive,
-    /// The rest, borrowed separately from `alive`.
-    ops: Ops,
+/// Work the device was found doing at probe: an earlier driver gave up
+/// waiting for it (`rmmod` after a timeout), and the device ignores new
+/// commands of that kind until it is done.
+pub(crate) struct Busy {
+    /// `DMA_CMD` reads "pending".
+    pub(crate) dma: bool,
+    /// `STATUS` reads "computing".
+    pub(crate) factorial: bool,
 }
 
-/// Whether the device is still bound.
-///
-/// Only [`State`] holds one, so a `&Alive` proves that the per-device lock
-/// is held; [`EduDev::hw`] relies on it.
-struct Alive(bool);
-
-/// Operation state.
-struct Ops {
+/// Device state protected by the per-device lock.
+struct State {
     /// The coherent DMA buffer (4 KiB), `None` once the device is gone.
     buf: Option<Coherent<[u8]>>,
     /// A DMA was started and not seen complete: the buffer belongs to the
-    /// device until it is.
+    /// device until it is, and the DMA registers ignore writes.
     dma_busy: bool,
     /// A factorial was started and not seen complete.
     fact_busy: bool,
@@ -115,33 +155,19 @@ struct Ops {
 /// QEMU up to 7.2 (Debian 12's) rejects a transfer that ends exactly at the
 /// end of the buffer with a fatal `hw_error()` that kills the whole VM
 /// (QEMU issue 1254, fixed in 8.0), so no transfer may touch the last byte.
-/// The driver keeps that byte in [`Ops::tail`]: users see the full 4 KiB.
+/// The driver keeps that byte in [`State::tail`]: users see the full 4 KiB.
 const DMA_LIMIT: usize = regs::DMA_BUF_SIZE - 1;
-
-/// Everything an operation needs from a bound device, borrowed under the lock.
-struct Hw<'a> {
-    pdev: &'a pci::Device<Bound>,
-    bar: &'a Bar0<'a>,
-}
-
-impl Hw<'_> {
-    fn dma_running(&self) -> bool {
-        self.bar.read(regs::DMA_CMD).busy()
-    }
-
-    fn computing(&self) -> bool {
-        self.bar.read(regs::STATUS).computing()
-    }
-}
 
 /// One edu device, shared by the driver, the interrupt handler and open files.
 #[pin_data]
 pub(crate) struct EduDev {
+    /// The bound device and BAR0; revoked at unbind.
+    hw: DevresHw,
+    /// The device, for log lines (also after unbind).
     pdev: ARef<pci::Device>,
-    bar: DevresBar0,
     /// Fixed facts about the device.
     pub(crate) id: Identity,
-    /// Per-device lock, held for the whole of every operation.
+    /// Per-device lock, held while an operation uses the device.
     #[pin]
     state: Mutex<State>,
     /// Interrupt status bits seen by the handler and not consumed yet.
@@ -150,7 +176,7 @@ pub(crate) struct EduDev {
     /// Signalled by the handler whenever `events` changes, and by shutdown.
     #[pin]
     irq_wait: CondVar,
-    /// Set by shutdown; waiters give up with `ENODEV`.
+    /// Set by shutdown; waiters give up and later operations fail with `ENODEV`.
     removed: Atomic<bool>,
     /// A [`LabTrace`] value: what the handler logs.
     lab: Atomic<u32>,
@@ -178,22 +204,23 @@ impl irq::Handler for IrqHandler {
         // Read the status and acknowledge exactly the bits read: bits raised
         // after the read stay pending and interrupt again.
         let status = dev
-            .bar
-            .try_access_with(|bar| {
-                let status = bar.read(regs::IRQ_STATUS).into_raw();
-                if status != 0 {
-                    bar.write_reg(regs::IRQ_ACK::from_raw(status));
+            .with_hw(|hw| {
+                let status = hw.bar.read(regs::IRQ_STATUS).into_raw();
+                if status != 0 && status != GONE {
+                    hw.bar.write_reg(regs::IRQ_ACK::from_raw(status));
                 }
                 status
             })
             .unwrap_or(0);
-        if status == 0 {
-            // Not ours (INTx may be shared), or the device is going away.
-            return if dev.id.irq_mode == abi::EDU_IRQ_MODE_INTX {
-                IrqReturn::None
-            } else {
-                IrqReturn::Handled
-            };
+        match status {
+            // Not ours: the device is gone, and its all-ones "status" means
+            // nothing. Saying so lets the kernel stop a stuck line.
+            GONE => return IrqReturn::None,
+            // Nothing pending: INTx may be shared, or the device is being
+            // unbound; a second MSI for status already handled is ours.
+            0 if dev.id.irq_mode == abi::EDU_IRQ_MODE_INTX => return IrqReturn::None,
+            0 => return IrqReturn::Handled,
+            _ => {}
         }
         dev.trace_irq(status);
         *dev.events.lock() |= status;
@@ -203,26 +230,25 @@ impl irq::Handler for IrqHandler {
 }
 
 impl EduDev {
-    /// Creates the shared state of a device that probe has set up.
+    /// Creates the shared state of a device that probe has set up and
+    /// found doing `busy`.
     pub(crate) fn new(
+        hw: DevresHw,
         pdev: ARef<pci::Device>,
-        bar: DevresBar0,
         buf: Coherent<[u8]>,
+        busy: Busy,
         id: Identity,
         timeout_ms: u32,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
+            hw,
             pdev,
-            bar,
             id,
             state <- new_mutex!(State {
-                alive: Alive(true),
-                ops: Ops {
-                    buf: Some(buf),
-                    dma_busy: false,
-                    fact_busy: false,
-                    tail: 0,
-                },
+                buf: Some(buf),
+                dma_busy: busy.dma,
+                fact_busy: busy.factorial,
+                tail: 0,
             }),
             events <- new_spinlock_irq!(0),
             irq_wait <- new_condvar!(),
@@ -233,25 +259,26 @@ impl EduDev {
         }? Error)
     }
 
-    /// Borrows the bound device and BAR0 for an operation.
+    /// The PCI device, for log lines.
+    pub(crate) fn pdev(&self) -> &pci::Device {
+        &self.pdev
+    }
+
+    /// Runs `f` on the bound device; `ENODEV` once it is unbound.
     ///
-    /// `alive` must be this device's own [`State::alive`], borrowed from
-    /// the guard of `self.state` (every caller in this file does so).
-    /// Fails with `ENODEV` once the device was unbound.
-    fn hw<'a>(&'a self, alive: &'a Alive) -> Result<Hw<'a>> {
-        if !alive.0 {
+    /// `f` runs in an RCU read-side critical section (the revocable
+    /// resource's), so it must not sleep: it does a few register accesses.
+    fn with_hw<R>(&self, f: impl for<'a> FnOnce(&Hw<'a>) -> R) -> Result<R> {
+        self.hw.try_access_with(f).ok_or(ENODEV)
+    }
+
+    /// Takes the per-device lock for an operation; `ENODEV` after shutdown.
+    fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        let guard = self.state.lock();
+        if self.removed.load(Relaxed) {
             return Err(ENODEV);
         }
-        let pdev: &pci::Device = &self.pdev;
-        // SAFETY: `pci::Device<Ctx>` is a transparent wrapper of `struct
-        // pci_dev` whatever the (zero-sized) context marker, so only the
-        // marker changes. The device is bound for all of `'a`: `alive` can
-        // only be borrowed from the per-device lock's guard and is set, and
-        // unbind clears it under that lock before the driver core unbinds
-        // the device.
-        let pdev = unsafe { &*core::ptr::from_ref(pdev).cast::<pci::Device<Bound>>() };
-        let bar = self.bar.access(pdev.as_ref())?;
-        Ok(Hw { pdev, bar })
+        Ok(guard)
     }
 
     /// Logs what the lab's interrupt handler logged, if a lab command runs.
@@ -318,12 +345,12 @@ impl EduDev {
         }
     }
 
-    /// Waits for the DMA an earlier, interrupted or timed out operation left
-    /// running; only then may the buffer or the DMA registers be used.
-    fn dma_settle(&self, hw: &Hw<'_>, ops: &mut Ops) -> Result {
-        while ops.dma_busy {
-            if !hw.dma_running() {
-                ops.dma_busy = false;
+    /// Waits for the DMA an earlier operation (or driver) left running;
+    /// only then may the buffer or the DMA registers be used.
+    fn dma_settle(&self, st: &mut State) -> Result {
+        while st.dma_busy {
+            if !self.with_hw(|hw| hw.dma_running())? {
+                st.dma_busy = false;
                 break;
             }
             self.wait_irq(regs::IRQ_DMA)?;
@@ -332,10 +359,10 @@ impl EduDev {
     }
 
     /// Same as [`Self::dma_settle`] for the factorial unit.
-    fn fact_settle(&self, hw: &Hw<'_>, ops: &mut Ops) -> Result {
-        while ops.fact_busy {
-            if !hw.computing() {
-                ops.fact_busy = false;
+    fn fact_settle(&self, st: &mut State) -> Result {
+        while st.fact_busy {
+            if !self.with_hw(|hw| hw.computing())? {
+                st.fact_busy = false;
                 break;
             }
             self.wait_irq(regs::IRQ_FACTORIAL)?;
@@ -348,59 +375,56 @@ impl EduDev {
     ///
     /// On error the transfer may still be running: `dma_busy` stays set and
     /// nothing touches the buffer until [`Self::dma_settle`] saw it finish.
-    fn dma_run(
-        &self,
-        hw: &Hw<'_>,
-        ops: &mut Ops,
-        to_ram: bool,
-        offset: usize,
-        len: usize,
-    ) -> Result {
-        self.dma_settle(hw, ops)?;
-        let buf = ops.buf.as_ref().ok_or(ENODEV)?;
+    fn dma_run(&self, st: &mut State, to_ram: bool, offset: usize, len: usize) -> Result {
+        self.dma_settle(st)?;
+        let buf = st.buf.as_ref().ok_or(ENODEV)?;
         // The 28-bit DMA mask keeps bus addresses below 4 GiB.
-        let ram = u32::try_from(buf.dma_address() + offset as u64).map_err(|_| EINVAL)?;
-        let dev = regs::DMA_BUF_ADDR + offset as u32;
+        let ram = u32::try_from(io_project!(buf, [try: offset..offset + len]).dma_address())?;
+        let dev = regs::DMA_BUF_ADDR + u32::try_from(offset)?;
+        let count = u32::try_from(len)?;
         let (src, dst) = if to_ram { (dev, ram) } else { (ram, dev) };
 
         self.clear_events(regs::IRQ_DMA);
-        hw.bar.write_reg(regs::DMA_SRC::from_raw(src));
-        hw.bar.write_reg(regs::DMA_DST::from_raw(dst));
-        hw.bar.write_reg(regs::DMA_CNT::from_raw(len as u32));
-        ops.dma_busy = true;
-        hw.bar.write_reg(regs::DMA_CMD::run(to_ram));
+        self.with_hw(|hw| {
+            hw.bar.write_reg(regs::DMA_SRC::from_raw(src));
+            hw.bar.write_reg(regs::DMA_DST::from_raw(dst));
+            hw.bar.write_reg(regs::DMA_CNT::from_raw(count));
+            hw.bar.write_reg(regs::DMA_CMD::run(to_ram));
+        })?;
+        st.dma_busy = true;
         loop {
             self.wait_irq(regs::IRQ_DMA)?;
             // A late interrupt of an earlier transfer may wake us: only the
             // device saying "done" ends this one.
-            if !hw.dma_running() {
-                ops.dma_busy = false;
+            if !self.with_hw(|hw| hw.dma_running())? {
+                st.dma_busy = false;
                 return Ok(());
             }
         }
     }
 
     /// Computes `n!` on the device and waits for its interrupt.
-    fn factorial_locked(&self, hw: &Hw<'_>, ops: &mut Ops, n: u32) -> Result<u32> {
-        self.fact_settle(hw, ops)?;
+    fn factorial_locked(&self, st: &mut State, n: u32) -> Result<u32> {
+        self.fact_settle(st)?;
         self.clear_events(regs::IRQ_FACTORIAL);
-        hw.bar.write_reg(regs::STATUS::irq_enabled());
-        ops.fact_busy = true;
-        hw.bar.write_reg(regs::FACTORIAL::from_raw(n));
+        self.with_hw(|hw| hw.bar.write_reg(regs::FACTORIAL::from_raw(n)))?;
+        st.fact_busy = true;
         loop {
             self.wait_irq(regs::IRQ_FACTORIAL)?;
-            if !hw.computing() {
-                ops.fact_busy = false;
-                return Ok(hw.bar.read(regs::FACTORIAL).into_raw());
+            let done = self
+                .with_hw(|hw| (!hw.computing()).then(|| hw.bar.read(regs::FACTORIAL).into_raw()))?;
+            if let Some(result) = done {
+                st.fact_busy = false;
+                return Ok(result);
             }
         }
     }
 
     /// Raises `value` in the interrupt status and waits until the handler
     /// has seen all of it; returns the bits of `value` it saw.
-    fn raise_locked(&self, hw: &Hw<'_>, value: u32) -> Result<u32> {
+    fn raise_locked(&self, value: u32) -> Result<u32> {
         self.clear_events(value);
-        hw.bar.write_reg(regs::IRQ_RAISE::from_raw(value));
+        self.with_hw(|hw| hw.bar.write_reg(regs::IRQ_RAISE::from_raw(value)))?;
         let mut seen = 0;
         while seen & value != value {
             seen |= self.wait_irq(value & !seen)? & value;
@@ -408,16 +432,11 @@ impl EduDev {
         Ok(seen)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
-    }
-
     /// `EDU_IOC_INFO`.
     pub(crate) fn info(&self) -> Result<abi::EduInfo> {
-        let state = self.lock();
-        let hw = self.hw(&state.alive)?;
+        let _state = self.lock()?;
         Ok(abi::EduInfo {
-            id: hw.bar.read(regs::ID).into_raw(),
+            id: self.with_hw(|hw| hw.bar.read(regs::ID).into_raw())?,
             irq: self.id.irq,
             irq_mode: self.id.irq_mode,
             minor: self.id.minor,
@@ -429,18 +448,17 @@ impl EduDev {
 
     /// `EDU_IOC_FACTORIAL`: `n!` mod 2^32 as the device computes it.
     pub(crate) fn factorial(&self, n: u32) -> Result<u32> {
-        let mut guard = self.lock();
-        let State { alive, ops } = &mut *guard;
-        let hw = self.hw(alive)?;
-        self.factorial_locked(&hw, ops, n)
+        let mut st = self.lock()?;
+        self.factorial_locked(&mut st, n)
     }
 
     /// `EDU_IOC_LIVENESS`: what the liveness register reads after writing `v`.
     pub(crate) fn liveness(&self, v: u32) -> Result<u32> {
-        let state = self.lock();
-        let hw = self.hw(&state.alive)?;
-        hw.bar.write_reg(regs::LIVENESS::from_raw(v));
-        Ok(hw.bar.read(regs::LIVENESS).into_raw())
+        let _state = self.lock()?;
+        self.with_hw(|hw| {
+            hw.bar.write_reg(regs::LIVENESS::from_raw(v));
+            hw.bar.read(regs::LIVENESS).into_raw()
+        })
     }
 
     /// `EDU_IOC_RAISE_IRQ`.
@@ -448,13 +466,15 @@ impl EduDev {
         if value == 0 || value & DEVICE_IRQ_BITS != 0 {
             return Err(EINVAL);
         }
-        let state = self.lock();
-        let hw = self.hw(&state.alive)?;
-        self.raise_locked(&hw, value)
+        let _state = self.lock()?;
+        self.raise_locked(value)
     }
 
     /// Copies `len` bytes from user memory to the device buffer at `offset`
     /// by DMA (`EDU_IOC_DMA_TO_DEVICE`, `write`).
+    ///
+    /// The user memory is read into a bounce buffer before the lock is
+    /// taken: a page fault that never resolves blocks only this caller.
     pub(crate) fn dma_to_device(
         &self,
         data: &mut UserSliceReader,
@@ -462,29 +482,28 @@ impl EduDev {
         len: usize,
     ) -> Result {
         check_range(offset, len)?;
-        let mut guard = self.lock();
-        let State { alive, ops } = &mut *guard;
-        let hw = self.hw(alive)?;
-        self.dma_settle(&hw, ops)?;
-        let buf = ops.buf.as_ref().ok_or(ENODEV)?;
-        // SAFETY: no DMA uses the buffer (settled above, and new ones are
-        // only started under the lock we hold), and no CPU access races:
-        // every access happens under that lock. The range was checked.
-        let window = unsafe { &mut buf.as_mut()[offset..offset + len] };
-        data.read_slice(window)?;
-        if offset + len > DMA_LIMIT {
-            // SAFETY: as above.
-            ops.tail = unsafe { buf.as_ref()[DMA_LIMIT] };
+        let mut bounce = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        data.read_slice(&mut bounce)?;
+        let (to_dma, tail) = split_at_limit(&bounce, offset)?;
+
+        let mut st = self.lock()?;
+        self.dma_settle(&mut st)?;
+        let buf = st.buf.as_ref().ok_or(ENODEV)?;
+        io_project!(buf, [try: offset..offset + to_dma.len()]).copy_from_slice(to_dma);
+        if let Some(&byte) = tail.first() {
+            st.tail = byte;
         }
-        let dma_len = (offset + len).min(DMA_LIMIT).saturating_sub(offset);
-        if dma_len > 0 {
-            self.dma_run(&hw, ops, false, offset, dma_len)?;
+        if !to_dma.is_empty() {
+            self.dma_run(&mut st, false, offset, to_dma.len())?;
         }
         Ok(())
     }
 
     /// Copies `len` bytes from the device buffer at `offset` to user memory
     /// by DMA (`EDU_IOC_DMA_FROM_DEVICE`, `read`).
+    ///
+    /// The bytes reach user memory from a bounce buffer after the lock is
+    /// released (see [`Self::dma_to_device`]).
     pub(crate) fn dma_from_device(
         &self,
         out: &mut UserSliceWriter,
@@ -492,39 +511,37 @@ impl EduDev {
         len: usize,
     ) -> Result {
         check_range(offset, len)?;
-        let mut guard = self.lock();
-        let State { alive, ops } = &mut *guard;
-        let hw = self.hw(alive)?;
-        let dma_len = (offset + len).min(DMA_LIMIT).saturating_sub(offset);
-        if dma_len > 0 {
-            self.dma_run(&hw, ops, true, offset, dma_len)?;
-        } else {
-            self.dma_settle(&hw, ops)?;
+        let mut bounce = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        {
+            let (from_dma, tail) = split_at_limit_mut(&mut bounce, offset)?;
+            let mut st = self.lock()?;
+            if from_dma.is_empty() {
+                self.dma_settle(&mut st)?;
+            } else {
+                self.dma_run(&mut st, true, offset, from_dma.len())?;
+            }
+            let buf = st.buf.as_ref().ok_or(ENODEV)?;
+            io_project!(buf, [try: offset..offset + from_dma.len()]).copy_to_slice(from_dma);
+            if let Some(byte) = tail.first_mut() {
+                *byte = st.tail;
+            }
         }
-        let buf = ops.buf.as_ref().ok_or(ENODEV)?;
-        if offset + len > DMA_LIMIT {
-            // SAFETY: no DMA uses the buffer (the transfer is complete or
-            // settled) and every CPU access happens under the lock we hold.
-            unsafe { buf.as_mut()[DMA_LIMIT] = ops.tail };
-        }
-        out.write_dma(buf, offset, len)
+        out.write_slice(&bounce)
     }
 
     /// Lab `PRINT_EDUINFO_CMD`: logs BAR0's length, config space bytes
     /// 0x00-0x3f, the IRQ and the 32-bit registers 0x00-0x94.
     pub(crate) fn lab_print_info(&self) -> Result {
-        let state = self.lock();
-        let hw = self.hw(&state.alive)?;
-        let pdev = hw.pdev;
+        let _state = self.lock()?;
+        let pdev = &self.pdev;
         dev_info!(pdev, "length {:x}\n", self.id.bar0_len);
-        let config = pdev.config_space();
         for off in 0..0x40usize {
-            let val = config.try_read8(off)?;
+            let val = self.with_hw(|hw| hw.pdev.config_space().try_read8(off))??;
             dev_info!(pdev, "config {:x} {:x}\n", off, val);
         }
         dev_info!(pdev, "dev->irq {:x}\n", self.id.irq);
         for off in (0..=regs::LAB_DUMP_END).step_by(4) {
-            let val = hw.bar.try_read32(off)?;
+            let val = self.with_hw(|hw| hw.bar.try_read32(off))??;
             dev_info!(pdev, "io {:x} {:x}\n", off, val);
         }
         Ok(())
@@ -540,58 +557,47 @@ impl EduDev {
 
     /// Lab `SEND_INTERRUPT_CMD`: raises 0x12345678.
     pub(crate) fn lab_send_interrupt(&self) -> Result {
-        let state = self.lock();
-        let hw = self.hw(&state.alive)?;
-        self.traced(LabTrace::Irq, || self.raise_locked(&hw, LAB_RAISE_VALUE))?;
+        let _state = self.lock()?;
+        self.traced(LabTrace::Irq, || self.raise_locked(LAB_RAISE_VALUE))?;
         Ok(())
     }
 
     /// Lab `FACTORIAL_CMD`: computes 10! with the interrupt.
     pub(crate) fn lab_factorial(&self) -> Result {
-        let mut guard = self.lock();
-        let State { alive, ops } = &mut *guard;
-        let hw = self.hw(alive)?;
+        let mut st = self.lock()?;
         let result = self.traced(LabTrace::Factorial, || {
-            self.factorial_locked(&hw, ops, LAB_FACTORIAL_N)
+            self.factorial_locked(&mut st, LAB_FACTORIAL_N)
         })?;
-        dev_info!(hw.pdev, "computing result {:x}\n", result);
+        dev_info!(self.pdev, "computing result {:x}\n", result);
         Ok(())
     }
 
     /// Lab `DMA_WRITE_CMD`: DMAs the 4-byte pattern from RAM to the device.
     pub(crate) fn lab_dma_write(&self) -> Result {
-        let mut guard = self.lock();
-        let State { alive, ops } = &mut *guard;
-        let hw = self.hw(alive)?;
-        self.dma_settle(&hw, ops)?;
-        let buf = ops.buf.as_ref().ok_or(ENODEV)?;
-        // SAFETY: no DMA uses the buffer (settled above) and every CPU access
-        // happens under the lock we hold.
-        unsafe { buf.as_mut()[..LAB_PATTERN.len()].copy_from_slice(&LAB_PATTERN) };
+        let mut st = self.lock()?;
+        self.dma_settle(&mut st)?;
+        let buf = st.buf.as_ref().ok_or(ENODEV)?;
+        io_project!(buf, [try: 0..LAB_PATTERN.len()]).copy_from_slice(&LAB_PATTERN);
         self.traced(LabTrace::DmaWrite, || {
-            self.dma_run(&hw, ops, false, 0, LAB_PATTERN.len())
+            self.dma_run(&mut st, false, 0, LAB_PATTERN.len())
         })
     }
 
     /// Lab `DMA_READ_CMD`: DMAs the pattern back to RAM and checks it.
     pub(crate) fn lab_dma_read(&self) -> Result {
-        let mut guard = self.lock();
-        let State { alive, ops } = &mut *guard;
-        let hw = self.hw(alive)?;
-        self.dma_settle(&hw, ops)?;
-        let buf = ops.buf.as_ref().ok_or(ENODEV)?;
-        // SAFETY: as in `lab_dma_write`.
-        unsafe { buf.as_mut()[..LAB_PATTERN.len()].fill(0) };
+        let mut st = self.lock()?;
+        self.dma_settle(&mut st)?;
+        let buf = st.buf.as_ref().ok_or(ENODEV)?;
+        io_project!(buf, [try: 0..LAB_PATTERN.len()]).copy_from_slice(&[0; LAB_PATTERN.len()]);
         self.traced(LabTrace::DmaRead, || {
-            self.dma_run(&hw, ops, true, 0, LAB_PATTERN.len())
+            self.dma_run(&mut st, true, 0, LAB_PATTERN.len())
         })?;
-        let buf = ops.buf.as_ref().ok_or(ENODEV)?;
-        // SAFETY: the transfer is complete (dma_run returned Ok) and every CPU
-        // access happens under the lock we hold.
-        let got = unsafe { &buf.as_ref()[..LAB_PATTERN.len()] };
+        let buf = st.buf.as_ref().ok_or(ENODEV)?;
+        let mut got = [0u8; LAB_PATTERN.len()];
+        io_project!(buf, [try: 0..LAB_PATTERN.len()]).copy_to_slice(&mut got);
         if got != LAB_PATTERN {
             dev_err!(
-                hw.pdev,
+                self.pdev,
                 "DMA read back {:x?}, expected {:x?}\n",
                 got,
                 LAB_PATTERN
@@ -601,9 +607,10 @@ impl EduDev {
         Ok(())
     }
 
-    /// Quiesces the device for unbind: wakes and fails waiters, waits for a
-    /// running DMA or factorial, masks the device's interrupt sources and
-    /// frees the DMA buffer. Later operations fail with `ENODEV`.
+    /// Quiesces the device for unbind: wakes and fails waiters, waits
+    /// (bounded by `timeout_ms`) for a running DMA or factorial, masks the
+    /// device's interrupt sources and frees the DMA buffer. Later
+    /// operations fail with `ENODEV`.
     pub(crate) fn shutdown(&self) {
         self.removed.store(true, Relaxed);
         {
@@ -612,32 +619,35 @@ impl EduDev {
             let _events = self.events.lock();
             self.irq_wait.notify_all();
         }
-        let mut guard = self.lock();
-        let State { alive, ops } = &mut *guard;
-        let dma_done = {
-            let Ok(hw) = self.hw(alive) else {
-                return;
-            };
-            // Bounded wait for work the device still does. Waiters were
-            // failed above, so nobody consumes interrupts any more: poll.
-            let mut left = self.timeout_ms;
-            while (ops.dma_busy && hw.dma_running()) || (ops.fact_busy && hw.computing()) {
-                if left == 0 {
-                    break;
-                }
-                fsleep(Delta::from_millis(10));
-                left = left.saturating_sub(10);
-            }
-            hw.bar.write_reg(regs::STATUS::zeroed());
-            hw.bar.write_reg(regs::IRQ_ACK::from_raw(u32::MAX));
-            !hw.dma_running()
-        };
-        alive.0 = false;
-        if let Some(buf) = ops.buf.take() {
-            if dma_done {
+        // Waits for the operation in progress, which returns promptly now.
+        let mut st = self.state.lock();
+        // Work the device still does, whoever started it. Waiters were
+        // failed above, so nobody consumes interrupts any more: poll.
+        let idle = read_poll_timeout(
+            || self.with_hw(|hw| !hw.dma_running() && !hw.computing()),
+            |&idle| idle,
+            Delta::from_millis(10),
+            Delta::from_millis(i64::from(self.timeout_ms)),
+        );
+        let dma_stopped = self
+            .with_hw(|hw| {
+                hw.bar.write_reg(regs::STATUS::zeroed());
+                hw.bar.write_reg(regs::IRQ_ACK::from_raw(u32::MAX));
+                !hw.dma_running()
+            })
+            .unwrap_or(false);
+        if idle.is_err() {
+            dev_warn!(
+                self.pdev,
+                "still busy after {} ms at unbind\n",
+                self.timeout_ms
+            );
+        }
+        if let Some(buf) = st.buf.take() {
+            if dma_stopped {
                 drop(buf);
             } else {
-                // The device still writes into it: never give it back.
+                // The device may still write into it: never give it back.
                 dev_err!(self.pdev, "DMA did not stop; leaking its buffer\n");
                 core::mem::forget(buf);
             }
@@ -651,4 +661,24 @@ fn check_range(offset: usize, len: usize) -> Result {
         return Err(EINVAL);
     }
     Ok(())
+}
+
+/// Splits the bytes of a transfer at `offset` into the part the device
+/// moves and the part at or past [`DMA_LIMIT`] (at most the last byte).
+fn split_at_limit(bytes: &[u8], offset: usize) -> Result<(&[u8], &[u8])> {
+    bytes
+        .split_at_checked(dma_len(bytes.len(), offset))
+        .ok_or(EINVAL)
+}
+
+/// [`split_at_limit`] for a buffer being filled.
+fn split_at_limit_mut(bytes: &mut [u8], offset: usize) -> Result<(&mut [u8], &mut [u8])> {
+    let at = dma_len(bytes.len(), offset);
+    bytes.split_at_mut_checked(at).ok_or(EINVAL)
+}
+
+/// How many of `len` bytes at `offset` the device moves: those before
+/// [`DMA_LIMIT`].
+fn dma_len(len: usize, offset: usize) -> usize {
+    DMA_LIMIT.saturating_sub(offset).min(len)
 }

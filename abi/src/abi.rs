@@ -4,7 +4,14 @@
 //! This one file is compiled into both the kernel module (`driver/edu.rs`)
 //! and userspace (`edu-abi` crate, used by `edu-test`). It uses `core` only.
 //! All integers are little-endian (x86_64) and the structs have no padding.
-//! `docs/ioctl-abi.md` describes the semantics of every command.
+//! `docs/ioctl-abi.md` describes the semantics of every command, and
+//! `abi/include/edu_abi.h` is the same ABI for C programs.
+//!
+//! The numbers are built with `_IO`/`_IOR`/`_IOW`/`_IOWR` from the
+//! including crate's `ioctl` module: `kernel::ioctl` in the driver, the
+//! `edu-abi` crate's own `ioctl.rs` in userspace.
+
+use super::ioctl::{_IO, _IOR, _IOW, _IOWR};
 
 /// The ioctl "type" byte of every edu command (`'k'`, as in the lab driver).
 pub const EDU_IOC_MAGIC: u32 = b'k' as u32;
@@ -12,63 +19,34 @@ pub const EDU_IOC_MAGIC: u32 = b'k' as u32;
 /// Size of the device's DMA buffer, and so of the char device's file.
 pub const EDU_BUF_SIZE: u32 = 4096;
 
-const IOC_NONE: u32 = 0;
-const IOC_WRITE: u32 = 1;
-const IOC_READ: u32 = 2;
-
-/// Encodes an ioctl number as Linux's `_IOC(dir, type, nr, size)` does on x86.
-pub const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
-    (dir << 30) | ((size as u32) << 16) | (EDU_IOC_MAGIC << 8) | nr
-}
-
-/// `_IO('k', nr)`: a command without argument.
-pub const fn io(nr: u32) -> u32 {
-    ioc(IOC_NONE, nr, 0)
-}
-
-/// `_IOR('k', nr, T)`: the kernel writes a `T` to the argument.
-pub const fn ior<T>(nr: u32) -> u32 {
-    ioc(IOC_READ, nr, core::mem::size_of::<T>())
-}
-
-/// `_IOW('k', nr, T)`: the kernel reads a `T` from the argument.
-pub const fn iow<T>(nr: u32) -> u32 {
-    ioc(IOC_WRITE, nr, core::mem::size_of::<T>())
-}
-
-/// `_IOWR('k', nr, T)`: the kernel reads a `T` and writes one back.
-pub const fn iowr<T>(nr: u32) -> u32 {
-    ioc(IOC_READ | IOC_WRITE, nr, core::mem::size_of::<T>())
-}
-
 // Lab-compatible commands: no argument, results go to the kernel log in
 // the lab report's format.
 
 /// Lab: DMA the test pattern back from the device buffer and check it.
-pub const DMA_READ_CMD: u32 = io(0x1a);
+pub const DMA_READ_CMD: u32 = _IO(EDU_IOC_MAGIC, 0x1a);
 /// Lab: DMA a 4-byte test pattern from RAM into the device buffer.
-pub const DMA_WRITE_CMD: u32 = io(0x1b);
+pub const DMA_WRITE_CMD: u32 = _IO(EDU_IOC_MAGIC, 0x1b);
 /// Lab: log BAR0 length, config bytes 0x00-0x3f, the IRQ and BAR0 0x00-0x94.
-pub const PRINT_EDUINFO_CMD: u32 = io(0x1c);
+pub const PRINT_EDUINFO_CMD: u32 = _IO(EDU_IOC_MAGIC, 0x1c);
 /// Lab: raise interrupt status 0x12345678 and log the handler's view.
-pub const SEND_INTERRUPT_CMD: u32 = io(0x1d);
+pub const SEND_INTERRUPT_CMD: u32 = _IO(EDU_IOC_MAGIC, 0x1d);
 /// Lab: compute 10! on the device with its completion interrupt.
-pub const FACTORIAL_CMD: u32 = io(0x1e);
+pub const FACTORIAL_CMD: u32 = _IO(EDU_IOC_MAGIC, 0x1e);
 
 // Typed commands.
 
 /// Reads an [`EduInfo`].
-pub const EDU_IOC_INFO: u32 = ior::<EduInfo>(0x20);
+pub const EDU_IOC_INFO: u32 = _IOR::<EduInfo>(EDU_IOC_MAGIC, 0x20);
 /// In: `u32` n. Out: n! mod 2^32 as computed by the device.
-pub const EDU_IOC_FACTORIAL: u32 = iowr::<u32>(0x21);
+pub const EDU_IOC_FACTORIAL: u32 = _IOWR::<u32>(EDU_IOC_MAGIC, 0x21);
 /// In: `u32` v. Out: the liveness register's read-back (`!v`).
-pub const EDU_IOC_LIVENESS: u32 = iowr::<u32>(0x22);
+pub const EDU_IOC_LIVENESS: u32 = _IOWR::<u32>(EDU_IOC_MAGIC, 0x22);
 /// In: `u32` status bits to raise. Out: the bits the interrupt handler saw.
-pub const EDU_IOC_RAISE_IRQ: u32 = iowr::<u32>(0x23);
+pub const EDU_IOC_RAISE_IRQ: u32 = _IOWR::<u32>(EDU_IOC_MAGIC, 0x23);
 /// Copies user memory into the device buffer by DMA ([`EduDma`]).
-pub const EDU_IOC_DMA_TO_DEVICE: u32 = iow::<EduDma>(0x24);
+pub const EDU_IOC_DMA_TO_DEVICE: u32 = _IOW::<EduDma>(EDU_IOC_MAGIC, 0x24);
 /// Copies the device buffer into user memory by DMA ([`EduDma`]).
-pub const EDU_IOC_DMA_FROM_DEVICE: u32 = iow::<EduDma>(0x25);
+pub const EDU_IOC_DMA_FROM_DEVICE: u32 = _IOW::<EduDma>(EDU_IOC_MAGIC, 0x25);
 
 /// [`EduInfo::irq_mode`] value: legacy INTx (pin A).
 pub const EDU_IRQ_MODE_INTX: u32 = 0;

@@ -64,6 +64,9 @@ pub enum Command {
     Selftest(SelftestArgs),
     /// Measure latency and throughput of factorial, raise-irq and 4 KiB DMA
     Bench(BenchArgs),
+    /// Internal: the driver hardening tests of issue 11
+    #[command(hide = true, subcommand)]
+    Hardening(crate::hardening::Hardening),
     /// Internal: one process of the selftest's multi-process case
     #[command(hide = true)]
     Worker {

@@ -69,15 +69,20 @@ pub struct Device {
 impl Device {
     /// Opens `path` read-write.
     pub fn open(path: &str) -> Result<Self, DevError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| DevError {
-                path: path.to_string(),
-                op: "open",
-                errno: Errno::from_io(&e).unwrap_or(Errno(0)),
-            })?;
+        Self::open_with(path, OpenOptions::new().read(true).write(true))
+    }
+
+    /// Opens `path` read-only: the driver refuses what writes the buffer.
+    pub fn open_read_only(path: &str) -> Result<Self, DevError> {
+        Self::open_with(path, OpenOptions::new().read(true))
+    }
+
+    fn open_with(path: &str, options: &OpenOptions) -> Result<Self, DevError> {
+        let file = options.open(path).map_err(|e| DevError {
+            path: path.to_string(),
+            op: "open",
+            errno: Errno::from_io(&e).unwrap_or(Errno(0)),
+        })?;
         Ok(Device {
             file,
             path: path.to_string(),

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod device;
 mod errno;
+mod hardening;
 mod json;
 mod lab;
 mod selftest;
@@ -63,6 +64,7 @@ fn run(cli: Cli) -> Result<bool, Failure> {
     match cli.command.unwrap_or(Command::Lab) {
         Command::Selftest(args) => return Ok(selftest::run(&path, &args, json)),
         Command::Lab => return Ok(lab::run(&open()?, json)),
+        Command::Hardening(cmd) => return Ok(hardening::run(&path, &cmd)),
         Command::Worker { iters, seed } => return Ok(selftest::worker(&open()?, iters, seed)),
         Command::Info => commands::info(&open()?, json)?,
         Command::Factorial { n } => commands::factorial(&open()?, n, json)?,
