@@ -125,7 +125,7 @@ pub struct SelftestArgs {
     pub list: bool,
     /// Seconds the whole suite may take; a case gets at most what is left,
     /// and cases that find nothing left fail unrun
-    #[arg(long, value_name = "SECS", default_value_t = 240, value_parser = u32_in(1, 86_400))]
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = u32_in(1, 86_400))]
     pub budget: u32,
     #[command(flatten)]
     pub opts: CaseOpts,
@@ -309,7 +309,7 @@ mod tests {
         };
         assert_eq!(a.only, ["info", "dma-*"]);
         assert_eq!((a.opts.threads, a.opts.procs, a.list), (8, 4, false));
-        assert_eq!(a.budget, 240);
+        assert_eq!(a.budget, 120);
         let cli = parse(&[
             "bench",
             "--threads",

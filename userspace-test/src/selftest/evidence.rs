@@ -164,7 +164,9 @@ pub mod reg {
     pub const ID: usize = 0x00;
     pub const LIVENESS: usize = 0x04;
     pub const FACTORIAL: usize = 0x08;
+    pub const STATUS: usize = 0x20;
     pub const IRQ_STATUS: usize = 0x24;
+    pub const DMA_CMD: usize = 0x98;
 }
 
 /// The first page of the device's BAR0, mapped read-only through sysfs
@@ -231,6 +233,18 @@ impl Regs {
             "{}: register {offset:#04x} reads {got:#010x}, expected {want:#010x} ({what})",
             self.path
         )))
+    }
+}
+
+impl Regs {
+    /// The device's state as its registers show it, for a failure message.
+    pub fn state(&self) -> String {
+        format!(
+            "the device's STATUS {:#x}, IRQ_STATUS {:#x}, DMA_CMD {:#x}",
+            self.read(reg::STATUS),
+            self.read(reg::IRQ_STATUS),
+            self.read(reg::DMA_CMD)
+        )
     }
 }
 

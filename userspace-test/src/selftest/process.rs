@@ -83,6 +83,12 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Status {
         let _ = tx.send(child.wait());
     });
     let waited = rx.recv_timeout(limit);
+    // Where a hung case's threads wait, while they still do.
+    let stuck = if waited.is_err() {
+        format!("; its threads: {}", tasks(group))
+    } else {
+        String::new()
+    };
     // SAFETY: kill(2) with a negative pid signals the process group the
     // child leads (it was created with process_group(0)); no memory is
     // involved. After a normal exit this ends what the case left behind.
@@ -97,7 +103,7 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Status {
     let tail = stderr_tail(&err);
     if timed_out {
         return Status::Fail(format!(
-            "no verdict within {:.0} s: killed its processes (a hung ioctl?){tail}",
+            "no verdict within {:.0} s: killed its processes (a hung ioctl?){stuck}{tail}",
             limit.as_secs_f64()
         ));
     }
@@ -108,6 +114,39 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Status {
             describe(status)
         )),
     }
+}
+
+/// Each thread of process `pid` as `TID STATE SYSCALL@WCHAN` (from
+/// `/proc/PID/task`): the state letter, the system call it is in (`-` if
+/// none) and the kernel function it sleeps in.
+fn tasks(pid: libc::pid_t) -> String {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "gone".into();
+    };
+    let mut out: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .take(16)
+        .map(|e| {
+            let p = e.path();
+            let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+            let stat = read("stat");
+            let state = stat.rsplit_once(") ").map_or("?", |(_, s)| &s[..1]);
+            let syscall = read("syscall");
+            let nr = syscall.split_whitespace().next().unwrap_or("?");
+            let nr = if nr == "running" || nr == "-1" {
+                "-"
+            } else {
+                nr
+            };
+            format!(
+                "{} {state} {nr}@{}",
+                e.file_name().to_string_lossy(),
+                read("wchan").trim()
+            )
+        })
+        .collect();
+    out.sort();
+    out.join(", ")
 }
 
 /// The last line of `out` that is a case's document.
@@ -223,6 +262,9 @@ mod tests {
         ));
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
         assert!(m.starts_with("no verdict within 0 s: killed"), "{m}");
+        // The shell sleeps in a system call (wait4 or sigsuspend); where,
+        // the kernel names.
+        assert!(m.contains("its threads: ") && m.contains(" S "), "{m}");
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .unwrap()
             .trim()
