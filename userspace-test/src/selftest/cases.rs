@@ -33,9 +33,9 @@ fn case(name: &'static str, about: &'static str, secs: u64, run: fn(&Ctx) -> Cas
     }
 }
 
-/// Every case, in running order, with its time limit in seconds: about
-/// three times what it takes nested, the slowest place it runs. The unbind
-/// cases stay last.
+/// Every case, in running order, with its time limit in seconds: at least
+/// ten times what it takes on QEMU TCG (`docs/edu-test.md` has the
+/// figures). The unbind cases stay last.
 #[rustfmt::skip]
 pub fn all() -> Vec<Case> {
     use basic::*;
