@@ -161,7 +161,13 @@ pub(super) fn concurrent_processes(ctx: &Ctx) -> CaseResult {
     )
 }
 
-extern "C" fn on_signal(_: libc::c_int) {}
+/// SIGUSR1s this process has handled.
+static DELIVERED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // An atomic add is async-signal-safe.
+    DELIVERED.fetch_add(1, Ordering::SeqCst);
+}
 
 /// Installs a do-nothing SIGUSR1 handler without SA_RESTART, so that a
 /// signal makes an interruptible wait in the driver return EINTR.
@@ -206,15 +212,28 @@ struct Signalled {
     /// Interrupts all calls could have raised: each started call at most one.
     most_irqs: u64,
     eintr: u32,
+    /// Calls during which a signal was handled (the handler runs as the
+    /// system call returns).
+    hit: u32,
     errors: Vec<String>,
     /// The device's registers right after the first error.
     state: Option<String>,
 }
 
 impl Signalled {
-    /// Accounts for one call that can raise `irqs` interrupts; true if it
-    /// completed.
-    fn call<T>(&mut self, irqs: u64, r: Result<T, DevError>, what: &str) -> Option<T> {
+    /// Makes one call that can raise `irqs` interrupts and accounts for it;
+    /// its value if it completed.
+    fn call<T>(
+        &mut self,
+        irqs: u64,
+        what: &str,
+        f: impl FnOnce() -> Result<T, DevError>,
+    ) -> Option<T> {
+        let before = DELIVERED.load(Ordering::SeqCst);
+        let r = f();
+        if DELIVERED.load(Ordering::SeqCst) != before {
+            self.hit += 1;
+        }
         self.most_irqs += irqs;
         match r {
             Ok(v) => {
@@ -253,23 +272,23 @@ fn signalled_calls(dev: &Device, i: u32, rng: &mut Rng, seen: &mut Signalled) {
     let dma = dma_irqs(offset, len);
     let what = format!("round {i}: DMA of {len} bytes at {offset}");
     if seen
-        .call(dma, dev.dma_to_device(offset as u32, &data), &what)
+        .call(dma, &what, || dev.dma_to_device(offset as u32, &data))
         .is_some()
     {
         let mut got = vec![0; len];
-        let r = dev.dma_from_device(offset as u32, &mut got);
-        if seen.call(dma, r, &what).is_some() && got != data {
+        let back = seen.call(dma, &what, || dev.dma_from_device(offset as u32, &mut got));
+        if back.is_some() && got != data {
             seen.errors.push(format!("{what}: read back other data"));
         }
     }
     let n = factorial_n(0x5200, i);
-    if let Some(v) = seen.call(1, dev.factorial(n), &format!("round {i}: {n}!")) {
+    if let Some(v) = seen.call(1, &format!("round {i}: {n}!"), || dev.factorial(n)) {
         if v != factorial_u32(n) {
             seen.errors.push(format!("round {i}: {n}! gave {v:#x}"));
         }
     }
     let v = RAISE_VALUES[i as usize % RAISE_VALUES.len()];
-    if let Some(s) = seen.call(1, dev.raise(v), &format!("round {i}: raise {v:#x}")) {
+    if let Some(s) = seen.call(1, &format!("round {i}: raise {v:#x}"), || dev.raise(v)) {
         if s != v {
             seen.errors
                 .push(format!("round {i}: raised {v:#x}, saw {s:#x}"));
@@ -317,9 +336,11 @@ pub(super) fn signal_interrupt(ctx: &Ctx) -> CaseResult {
         .recv()
         .map_err(|_| Verdict::Fail("worker thread did not start".into()))?;
     let (start, mut gaps) = (Instant::now(), Rng(0x9a95));
+    let mut sent = 0u32;
     while start.elapsed() < Duration::from_millis(2000) {
         // SAFETY: the worker thread is alive until `stop` is set below.
         unsafe { libc::pthread_kill(tid as libc::pthread_t, libc::SIGUSR1) };
+        sent += 1;
         thread::sleep(Duration::from_millis(
             gaps.within(MIN_GAP_MS, MAX_GAP_MS).into(),
         ));
@@ -332,11 +353,17 @@ pub(super) fn signal_interrupt(ctx: &Ctx) -> CaseResult {
         let state = seen.state.unwrap_or_default();
         return Err(Verdict::Fail(format!("{m}; then {state}")));
     }
-    if dma_time >= Duration::from_millis(2 * u64::from(MAX_GAP_MS)) {
+    // A wait cut short is an EINTR. Whether signals land in waits depends
+    // on the device (its DMA delay) and on the guest's load (how often the
+    // signalling thread gets to run), so an EINTR is required only when
+    // both were seen to allow it: DMAs longer than twice the longest gap,
+    // and ten calls or more during which a signal came.
+    if dma_time >= Duration::from_millis(2 * u64::from(MAX_GAP_MS)) && seen.hit >= 10 {
         ensure(seen.eintr > 0, || {
             format!(
-                "no call interrupted under 2 s of signals at most {MAX_GAP_MS} ms apart, \
-                 although a DMA takes {dma_time:?}: the waits are not interruptible"
+                "{} calls had a signal come during them ({sent} sent) and a DMA takes \
+                 {dma_time:?}, yet none was interrupted: the waits are not interruptible",
+                seen.hit
             )
         })?;
     }

@@ -361,8 +361,11 @@ pub(super) fn unbind_busy(ctx: &Ctx) -> CaseResult {
         .map(|d| d.load(Ordering::SeqCst))
         .sum();
     irqs.expect_within(done, u64::MAX, "the threads' completed calls")?;
+    // Progress on stderr, which the suite shows if the case hangs.
+    eprintln!("unbind-busy: the threads run; waiting for all to be inside an ioctl");
     // Unbind the moment the kernel shows every thread inside an ioctl.
     wait_all_in_ioctl(&shared, Duration::from_secs(10))?;
+    eprintln!("unbind-busy: unbinding");
     let at = shared.base.elapsed().as_nanos().max(1) as u64;
     shared.unbind_at.store(at, Ordering::SeqCst);
     let unbound = Unbound::new(&bound)?;
@@ -383,6 +386,7 @@ pub(super) fn unbind_busy(ctx: &Ctx) -> CaseResult {
             }
         }
     }
+    eprintln!("unbind-busy: the threads ended; binding again");
     let node = unbound.rebind()?;
     first_error(results)?;
     check_fresh(&node)
