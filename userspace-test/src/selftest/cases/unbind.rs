@@ -279,13 +279,12 @@ fn busy_loop(dev: &Device, kind: Busy, k: usize, shared: &BusyShared) -> Result<
         match r {
             Ok(None) => {
                 shared.irqs_done[k].fetch_add(irqs, Ordering::SeqCst);
-                // A breath between calls. Raises take microseconds and never
-                // sleep: without it the raise thread starved the others and
-                // the case itself (nested, each raise is an MMIO exit and an
-                // MSI, and 18000 of them left the main thread a 5 ms sleep
-                // that lasted 53 s). Waiting for the device lock behind a
-                // DMA, each thread is still inside an ioctl nearly always.
-                thread::sleep(Duration::from_millis(1));
+                // Let the others run. Raises take microseconds and never
+                // sleep: without this the raise thread starved the others
+                // and the case itself (nested, each raise is an MMIO exit
+                // and an MSI, and 18000 of them left the main thread a 5 ms
+                // sleep that lasted 53 s).
+                thread::yield_now();
             }
             Ok(Some(wrong)) => return Err(wrong),
             Err(e) if e.errno == Errno(libc::ENODEV) => {
