@@ -14,8 +14,8 @@ mod tests {
     use core::mem::{offset_of, size_of};
 
     /// Linux's `_IOC(dir, type, nr, size)` from `include/uapi/asm-generic/ioctl.h`,
-    /// written out here rather than reusing `abi::ioc`, so that a mistake in
-    /// the ABI's encoder cannot also be in the test: 8 bits nr, 8 bits type,
+    /// written out here, not taken from the ABI's own encoder, so that a
+    /// mistake there cannot also be in the test: 8 bits nr, 8 bits type,
     /// 14 bits size, 2 bits direction (`_IOC_NONE` 0, `_IOC_WRITE` 1,
     /// `_IOC_READ` 2).
     fn linux_ioc(dir: u32, ty: u8, nr: u32, size: u32) -> u32 {
