@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use edu_abi::EDU_BUF_SIZE;
 
+use serde::Serialize;
+
 use crate::cli::{BenchArgs, BenchOp};
-use crate::commands::{irq_mode_name, Failure};
+use crate::commands::irq_mode_name;
 use crate::device::{factorial_u32, Device};
-use crate::json::Json;
+use crate::output::{fields, Failure, Outcome};
 
 /// Latency statistics of one run, in nanoseconds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stats {
     pub ops: usize,
     pub min_ns: u64,
@@ -179,15 +181,28 @@ fn one_op(dev: &Device, op: BenchOp, data: &[u8], back: &mut [u8]) -> Result<(),
         BenchOp::Factorial => {
             let v = dev.factorial(12)?;
             if v != factorial_u32(12) {
-                return Err(Failure::Other(format!("{}: 12! gave {v:#x}", dev.path())));
+                return Err(Failure::Check(format!("{}: 12! gave {v:#x}", dev.path())));
             }
         }
         BenchOp::Raise => {
-            dev.raise(0x2)?;
+            let seen = dev.raise(0x2)?;
+            if seen != 0x2 {
+                return Err(Failure::Check(format!(
+                    "{}: raised 0x2, the handler saw {seen:#x}",
+                    dev.path()
+                )));
+            }
         }
         BenchOp::Dma => {
             dev.dma_to_device(0, data)?;
+            back.fill(0);
             dev.dma_from_device(0, back)?;
+            if back != data {
+                return Err(Failure::Check(format!(
+                    "{}: a 4 KiB DMA round trip read back other data",
+                    dev.path()
+                )));
+            }
         }
     }
     Ok(())
@@ -247,11 +262,29 @@ fn measure(
     Ok(stats(all, Duration::from_nanos(last.saturating_sub(first))))
 }
 
-pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<(), Failure> {
+/// One row of the results: an operation at a thread count.
+#[derive(Serialize)]
+struct Row {
+    op: &'static str,
+    threads: u32,
+    #[serde(flatten)]
+    stats: Stats,
+}
+
+#[derive(Serialize)]
+struct BenchDoc<'a> {
+    device: &'a str,
+    irq: u32,
+    irq_mode: &'static str,
+    timer: String,
+    results: Vec<Row>,
+}
+
+pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<Outcome, Failure> {
     let info = dev.info()?;
+    // --tsc-mhz was checked by the command line's parser.
     let clock = match args.tsc_mhz {
-        Some(mhz) if mhz.is_finite() && mhz > 0.0 => Clock::tsc_at(mhz),
-        Some(mhz) => return Err(Failure::Other(format!("--tsc-mhz {mhz}: not a frequency"))),
+        Some(mhz) => Clock::tsc_at(mhz),
         None => Clock::choose(Duration::from_millis(200)),
     };
     let mut thread_counts = vec![1];
@@ -280,19 +313,7 @@ pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<(), Failure> {
         };
         for &threads in &thread_counts {
             let s = measure(&clock, dev.path(), op, threads, iters)?;
-            if json {
-                rows.push(
-                    Json::obj()
-                        .with("op", op.name())
-                        .with("threads", threads)
-                        .with("ops", s.ops)
-                        .with("min_ns", s.min_ns)
-                        .with("median_ns", s.median_ns)
-                        .with("p99_ns", s.p99_ns)
-                        .with("mean_ns", s.mean_ns)
-                        .with("ops_per_sec", s.ops_per_sec),
-                );
-            } else {
+            if !json {
                 println!(
                     "{:<18} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10.1}",
                     op.name(),
@@ -304,18 +325,20 @@ pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<(), Failure> {
                     s.ops_per_sec
                 );
             }
+            rows.push(Row {
+                op: op.name(),
+                threads,
+                stats: s,
+            });
         }
     }
-    if json {
-        let j = Json::obj()
-            .with("device", dev.path())
-            .with("irq", info.irq)
-            .with("irq_mode", irq_mode_name(info.irq_mode))
-            .with("timer", clock.describe())
-            .with("results", rows);
-        println!("{j}");
-    }
-    Ok(())
+    Ok(Outcome::ok(fields(&BenchDoc {
+        device: dev.path(),
+        irq: info.irq,
+        irq_mode: irq_mode_name(info.irq_mode),
+        timer: clock.describe(),
+        results: rows,
+    })))
 }
 
 #[cfg(test)]

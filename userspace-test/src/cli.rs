@@ -71,12 +71,40 @@ pub enum Command {
     #[command(hide = true)]
     Worker {
         /// Number of factorials to compute and check
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = u32_in(1, u32::MAX))]
         iters: u32,
         /// Seed that picks the sequence of n
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = parse_u32)]
         seed: u32,
     },
+    /// Internal: one selftest case, run by `selftest` in a process of its own
+    #[command(hide = true)]
+    SelftestCase {
+        /// The case's name
+        name: String,
+        #[command(flatten)]
+        opts: CaseOpts,
+    },
+}
+
+impl Command {
+    /// The subcommand's name as typed, which JSON documents carry.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Lab => "lab",
+            Command::Info => "info",
+            Command::Factorial { .. } => "factorial",
+            Command::Liveness { .. } => "liveness",
+            Command::Raise { .. } => "raise",
+            Command::DmaWrite { .. } => "dma-write",
+            Command::DmaRead { .. } => "dma-read",
+            Command::Selftest(_) => "selftest",
+            Command::Bench(_) => "bench",
+            Command::Worker { .. } => "worker",
+            Command::SelftestCase { .. } => "selftest-case",
+            Command::Hardening(_) => "hardening",
+        }
+    }
 }
 
 /// Where in the 4 KiB device buffer a DMA command works.
@@ -99,14 +127,25 @@ pub struct SelftestArgs {
     /// List the cases and exit
     #[arg(long)]
     pub list: bool,
+    /// Seconds the whole suite may take; a case gets at most what is left,
+    /// and cases that find nothing left fail unrun
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = u32_in(1, 86_400))]
+    pub budget: u32,
+    #[command(flatten)]
+    pub opts: CaseOpts,
+}
+
+/// What the cases themselves take; the suite passes them on to each case.
+#[derive(clap::Args, Debug, PartialEq, Clone)]
+pub struct CaseOpts {
     /// Threads in the concurrency cases
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, default_value_t = 8, value_parser = u32_in(1, 256))]
     pub threads: u32,
     /// Processes in the multi-process case
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = 4, value_parser = u32_in(1, 64))]
     pub procs: u32,
     /// Factorials per thread or process in the concurrency cases
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 50, value_parser = u32_in(1, 100_000))]
     pub iters: u32,
     /// Skip the cases that unbind the device or unload the module
     #[arg(long)]
@@ -116,18 +155,18 @@ pub struct SelftestArgs {
 #[derive(clap::Args, Debug, PartialEq)]
 pub struct BenchArgs {
     /// Threads for the multi-threaded runs (each with its own fd)
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, default_value_t = 4, value_parser = u32_in(1, 256))]
     pub threads: u32,
     /// Operations per thread for factorial and raise-irq
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = u32_in(1, u32::MAX))]
     pub iters: u32,
     /// Round trips per thread for 4 KiB DMA (each is two DMAs)
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = u32_in(1, u32::MAX))]
     pub dma_iters: u32,
     /// TSC frequency to time with, instead of calibrating the TSC against
     /// the guest's clock (under QEMU TCG the guest TSC runs at the host's
     /// rate, and a guest on the jiffies clocksource calibrates it badly)
-    #[arg(long, value_name = "MHZ")]
+    #[arg(long, value_name = "MHZ", value_parser = parse_mhz)]
     pub tsc_mhz: Option<f64>,
     /// Operations to measure (comma-separated)
     #[arg(long, value_delimiter = ',', default_value = "factorial,raise,dma")]
@@ -169,6 +208,32 @@ pub fn parse_u32(s: &str) -> Result<u32, String> {
         return Err(format!("not a number: {s:?}"));
     }
     u32::from_str_radix(digits, radix).map_err(|e| format!("{s:?}: {e} (expected 0..=0xffffffff)"))
+}
+
+/// A parser for a u32 flag that must lie in `lo..=hi`, written as
+/// [`parse_u32`] reads numbers (so every integer flag takes the same forms).
+pub fn u32_in(lo: u32, hi: u32) -> impl Fn(&str) -> Result<u32, String> + Clone + Send + Sync {
+    move |s| {
+        let v = parse_u32(s)?;
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{v} is not in {lo}..={hi}"))
+        }
+    }
+}
+
+/// Parses a frequency in MHz: a positive, finite decimal number (`_`
+/// separators allowed, as in every other number).
+pub fn parse_mhz(s: &str) -> Result<f64, String> {
+    let t = s.trim().replace('_', "");
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && !t.starts_with('+') => Ok(v),
+        Ok(_) => Err(format!(
+            "{s:?} is not a frequency (a positive number of MHz)"
+        )),
+        Err(_) => Err(format!("not a number: {s:?}")),
+    }
 }
 
 #[cfg(test)]
@@ -247,7 +312,8 @@ mod tests {
             panic!()
         };
         assert_eq!(a.only, ["info", "dma-*"]);
-        assert_eq!((a.threads, a.procs, a.list), (8, 4, false));
+        assert_eq!((a.opts.threads, a.opts.procs, a.list), (8, 4, false));
+        assert_eq!(a.budget, 120);
         let cli = parse(&[
             "bench",
             "--threads",
@@ -279,5 +345,64 @@ mod tests {
         assert!(parse(&["bench", "--threads", "0"]).is_err());
         assert!(parse(&["bench", "--ops", "nope"]).is_err());
         assert!(parse(&["frobnicate"]).is_err());
+        for mhz in ["0", "-5", "+5", "nan", "inf", "0x10", "", "fast"] {
+            assert!(parse(&["bench", "--tsc-mhz", mhz]).is_err(), "{mhz}");
+        }
+        assert!(parse(&["selftest", "--threads", "257"]).is_err());
+        assert!(parse(&["selftest", "--procs", "0x41"]).is_err());
+        assert!(parse(&["selftest", "--budget", "0"]).is_err());
+    }
+
+    /// Every integer flag reads numbers the same way: decimal, `0x`, `0o`,
+    /// `0b`, `_` separators, and refuses the same things.
+    #[test]
+    fn every_integer_flag_reads_numbers_alike() {
+        let flags: [&[&str]; 12] = [
+            &["factorial"],
+            &["liveness"],
+            &["raise"],
+            &["dma-read", "--offset"],
+            &["dma-read", "--length"],
+            &["selftest", "--threads"],
+            &["selftest", "--procs"],
+            &["selftest", "--iters"],
+            &["selftest", "--budget"],
+            &["bench", "--threads"],
+            &["bench", "--iters"],
+            &["bench", "--dma-iters"],
+        ];
+        for flag in flags {
+            for (text, ok) in [
+                ("0x10", true),
+                ("0o20", true),
+                ("0b1_0000", true),
+                ("1_6", true),
+                ("16", true),
+                ("-16", false),
+                ("16x", false),
+                ("0x", false),
+            ] {
+                let args: Vec<&str> = flag.iter().copied().chain([text]).collect();
+                assert_eq!(parse(&args).is_ok(), ok, "{args:?}");
+            }
+        }
+        let cli = parse(&["selftest", "--threads", "0x10", "--iters", "1_000"]).unwrap();
+        let Some(Command::Selftest(a)) = cli.command else {
+            panic!()
+        };
+        assert_eq!((a.opts.threads, a.opts.iters), (16, 1000));
+        assert_eq!(parse_mhz("2_596.5"), Ok(2596.5));
+    }
+
+    #[test]
+    fn command_names_are_the_typed_ones() {
+        for (args, name) in [
+            (&["info"][..], "info"),
+            (&["dma-write", "x"], "dma-write"),
+            (&["selftest-case", "info"], "selftest-case"),
+            (&["worker"], "worker"),
+        ] {
+            assert_eq!(parse(args).unwrap().command.unwrap().name(), name);
+        }
     }
 }

@@ -1,29 +1,17 @@
 //! One subcommand per typed ioctl: `info`, `factorial`, `liveness`,
-//! `raise`, `dma-write`, `dma-read`.
+//! `raise`, `dma-write`, `dma-read`. Each prints text itself and returns its
+//! JSON fields (`output.rs` prints the document).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
 use edu_abi::{EduInfo, EDU_BUF_SIZE, EDU_IRQ_MODE_INTX, EDU_IRQ_MODE_MSI};
+use serde::Serialize;
 
+use crate::cli::DmaRange;
 use crate::device::{factorial_u32, Device};
-use crate::json::Json;
-
-/// What a subcommand failed on.
-#[derive(Debug)]
-pub enum Failure {
-    /// The device refused an operation.
-    Dev(crate::device::DevError),
-    /// Anything else (bad range, file I/O, wrong result), as a message.
-    Other(String),
-}
-
-impl From<crate::device::DevError> for Failure {
-    fn from(e: crate::device::DevError) -> Self {
-        Failure::Dev(e)
-    }
-}
+use crate::output::{fields, Failure, Outcome};
 
 /// The name of an `irq_mode` value.
 pub fn irq_mode_name(mode: u32) -> &'static str {
@@ -34,17 +22,32 @@ pub fn irq_mode_name(mode: u32) -> &'static str {
     }
 }
 
-/// `info` as JSON.
-pub fn info_json(path: &str, i: &EduInfo) -> Json {
-    Json::obj()
-        .with("device", path)
-        .with("id", i.id)
-        .with("irq", i.irq)
-        .with("irq_mode", irq_mode_name(i.irq_mode))
-        .with("minor", i.minor)
-        .with("bar0_start", i.bar0_start)
-        .with("bar0_len", i.bar0_len)
-        .with("dma_mask", i.dma_mask)
+/// `info`'s fields.
+#[derive(Serialize)]
+pub struct InfoDoc<'a> {
+    pub device: &'a str,
+    pub id: u32,
+    pub irq: u32,
+    pub irq_mode: &'static str,
+    pub minor: u32,
+    pub bar0_start: u64,
+    pub bar0_len: u64,
+    pub dma_mask: u64,
+}
+
+impl<'a> InfoDoc<'a> {
+    pub fn new(path: &'a str, i: &EduInfo) -> Self {
+        InfoDoc {
+            device: path,
+            id: i.id,
+            irq: i.irq,
+            irq_mode: irq_mode_name(i.irq_mode),
+            minor: i.minor,
+            bar0_start: i.bar0_start,
+            bar0_len: i.bar0_len,
+            dma_mask: i.dma_mask,
+        }
+    }
 }
 
 /// `info` as text, one field per line.
@@ -61,69 +64,85 @@ pub fn info_text(path: &str, i: &EduInfo) -> String {
     )
 }
 
-pub fn info(dev: &Device, json: bool) -> Result<(), Failure> {
+pub fn info(dev: &Device, json: bool) -> Result<Outcome, Failure> {
     let i = dev.info()?;
-    if json {
-        println!("{}", info_json(dev.path(), &i));
-    } else {
+    if !json {
         print!("{}", info_text(dev.path(), &i));
     }
-    Ok(())
+    Ok(Outcome::ok(fields(&InfoDoc::new(dev.path(), &i))))
 }
 
-pub fn factorial(dev: &Device, n: u32, json: bool) -> Result<(), Failure> {
+/// A value the device computed, and what it should have been.
+#[derive(Serialize)]
+struct Checked {
+    #[serde(flatten)]
+    input: Input,
+    result: u32,
+    expected: u32,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Input {
+    N { n: u32 },
+    Value { value: u32 },
+}
+
+/// Ends a command that checked `got` against `want`.
+fn checked(input: Input, got: u32, want: u32, wrong: impl FnOnce() -> String) -> Outcome {
+    let f = fields(&Checked {
+        input,
+        result: got,
+        expected: want,
+        ok: got == want,
+    });
+    if got == want {
+        Outcome::ok(f)
+    } else {
+        Outcome::failed(f, Failure::Check(wrong()))
+    }
+}
+
+pub fn factorial(dev: &Device, n: u32, json: bool) -> Result<Outcome, Failure> {
     let got = dev.factorial(n)?;
     let want = factorial_u32(n);
-    if json {
-        println!(
-            "{}",
-            Json::obj()
-                .with("n", n)
-                .with("result", got)
-                .with("expected", want)
-                .with("ok", got == want)
-        );
-    } else {
+    if !json {
         println!("{n}! mod 2^32 = {got} ({got:#x})");
     }
-    if got != want {
-        return Err(Failure::Other(format!(
-            "device computed {got:#x} for {n}!, expected {want:#x}"
-        )));
-    }
-    Ok(())
+    Ok(checked(Input::N { n }, got, want, || {
+        format!("device computed {got:#x} for {n}!, expected {want:#x}")
+    }))
 }
 
-pub fn liveness(dev: &Device, v: u32, json: bool) -> Result<(), Failure> {
+pub fn liveness(dev: &Device, v: u32, json: bool) -> Result<Outcome, Failure> {
     let got = dev.liveness(v)?;
-    if json {
-        println!(
-            "{}",
-            Json::obj()
-                .with("value", v)
-                .with("readback", got)
-                .with("ok", got == !v)
-        );
-    } else {
+    if !json {
         println!("wrote {v:#010x}, read back {got:#010x}");
     }
-    if got != !v {
-        return Err(Failure::Other(format!(
+    Ok(checked(Input::Value { value: v }, got, !v, || {
+        format!(
             "read back {got:#010x}, expected NOT {v:#010x} = {:#010x}",
             !v
-        )));
-    }
-    Ok(())
+        )
+    }))
 }
 
-pub fn raise(dev: &Device, v: u32, json: bool) -> Result<(), Failure> {
+#[derive(Serialize)]
+struct RaiseDoc {
+    value: u32,
+    handler_saw: u32,
+}
+
+pub fn raise(dev: &Device, v: u32, json: bool) -> Result<Outcome, Failure> {
     let seen = dev.raise(v)?;
-    if json {
-        println!("{}", Json::obj().with("value", v).with("handler_saw", seen));
-    } else {
+    if !json {
         println!("raised {v:#x}, the interrupt handler saw status {seen:#x}");
     }
-    Ok(())
+    Ok(Outcome::ok(fields(&RaiseDoc {
+        value: v,
+        handler_saw: seen,
+    })))
 }
 
 /// Resolves a DMA range against the buffer size: `(offset, len)`. `len`
@@ -131,7 +150,7 @@ pub fn raise(dev: &Device, v: u32, json: bool) -> Result<(), Failure> {
 pub fn dma_range(offset: u32, length: Option<u32>, default_len: u64) -> Result<(u32, u32), String> {
     if offset >= EDU_BUF_SIZE {
         return Err(format!(
-            "offset {offset} is outside the {EDU_BUF_SIZE}-byte device buffer"
+            "--offset {offset} is outside the {EDU_BUF_SIZE}-byte device buffer"
         ));
     }
     let room = EDU_BUF_SIZE - offset;
@@ -143,7 +162,9 @@ pub fn dma_range(offset: u32, length: Option<u32>, default_len: u64) -> Result<(
         return Err("nothing to transfer (length 0)".into());
     }
     if len > room {
-        return Err(format!("offset {offset} + length {len} is past the end of the {EDU_BUF_SIZE}-byte device buffer"));
+        return Err(format!(
+            "--offset {offset} + --length {len} is past the end of the {EDU_BUF_SIZE}-byte device buffer"
+        ));
     }
     Ok((offset, len))
 }
@@ -152,13 +173,15 @@ fn is_stdio(file: &Path) -> bool {
     file == Path::new("-")
 }
 
-pub fn dma_write(
-    dev: &Device,
-    offset: u32,
-    length: Option<u32>,
-    file: &Path,
-    json: bool,
-) -> Result<(), Failure> {
+/// Checks `dma-write`'s range and reads its input, before the device is
+/// opened: `(offset, the bytes to send)`.
+pub fn dma_write_input(range: &DmaRange, file: &Path) -> Result<(u32, Vec<u8>), Failure> {
+    // The range alone first: a bad --offset or --length needs no input.
+    if let Some(l) = range.length {
+        dma_range(range.offset, Some(l), 0).map_err(Failure::Usage)?;
+    } else {
+        dma_range(range.offset, None, 1).map_err(Failure::Usage)?;
+    }
     let mut data = Vec::new();
     let limit = u64::from(EDU_BUF_SIZE) + 1;
     let read = if is_stdio(file) {
@@ -166,34 +189,47 @@ pub fn dma_write(
     } else {
         File::open(file).and_then(|f| f.take(limit).read_to_end(&mut data))
     };
-    read.map_err(|e| Failure::Other(format!("{}: {e}", file.display())))?;
-    let (offset, len) = dma_range(offset, length, data.len() as u64).map_err(Failure::Other)?;
-    if length.is_none() && data.len() > len as usize {
-        return Err(Failure::Other(format!(
+    read.map_err(|e| Failure::Io(format!("{}: {e}", file.display())))?;
+    let (offset, len) = dma_range(range.offset, range.length, data.len() as u64)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
+    if range.length.is_none() && data.len() > len as usize {
+        return Err(Failure::Usage(format!(
             "{}: more than the {len} bytes that fit from offset {offset}; give --length to send a prefix",
             file.display()
         )));
     }
     if data.len() < len as usize {
-        return Err(Failure::Other(format!(
+        return Err(Failure::Usage(format!(
             "{}: only {} bytes, --length is {len}",
             file.display(),
             data.len()
         )));
     }
-    dev.dma_to_device(offset, &data[..len as usize])?;
-    if json {
-        println!(
-            "{}",
-            Json::obj()
-                .with("device", dev.path())
-                .with("offset", offset)
-                .with("length", len)
-        );
-    } else {
+    data.truncate(len as usize);
+    Ok((offset, data))
+}
+
+#[derive(Serialize)]
+struct DmaDoc<'a> {
+    device: &'a str,
+    offset: u32,
+    length: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hex: Option<String>,
+}
+
+pub fn dma_write(dev: &Device, offset: u32, data: &[u8], json: bool) -> Result<Outcome, Failure> {
+    dev.dma_to_device(offset, data)?;
+    let len = data.len() as u32;
+    if !json {
         eprintln!("{}: wrote {len} bytes at offset {offset}", dev.path());
     }
-    Ok(())
+    Ok(Outcome::ok(fields(&DmaDoc {
+        device: dev.path(),
+        offset,
+        length: len,
+        hex: None,
+    })))
 }
 
 /// Lower-case hex of `data`.
@@ -204,32 +240,30 @@ pub fn hex(data: &[u8]) -> String {
 pub fn dma_read(
     dev: &Device,
     offset: u32,
-    length: Option<u32>,
+    len: u32,
     file: &Path,
     json: bool,
-) -> Result<(), Failure> {
-    let (offset, len) = dma_range(offset, length, EDU_BUF_SIZE.into()).map_err(Failure::Other)?;
+) -> Result<Outcome, Failure> {
     let mut buf = vec![0u8; len as usize];
     dev.dma_from_device(offset, &mut buf)?;
-    let summary = Json::obj()
-        .with("device", dev.path())
-        .with("offset", offset)
-        .with("length", len);
+    let mut doc = DmaDoc {
+        device: dev.path(),
+        offset,
+        length: len,
+        hex: None,
+    };
     if is_stdio(file) {
         if json {
-            println!("{}", summary.with("hex", hex(&buf)));
+            doc.hex = Some(hex(&buf));
         } else {
             let mut out = io::stdout().lock();
             out.write_all(&buf)
                 .and_then(|()| out.flush())
-                .map_err(|e| Failure::Other(format!("stdout: {e}")))?;
+                .map_err(|e| Failure::Io(format!("stdout: {e}")))?;
         }
     } else {
-        std::fs::write(file, &buf)
-            .map_err(|e| Failure::Other(format!("{}: {e}", file.display())))?;
-        if json {
-            println!("{summary}");
-        } else {
+        std::fs::write(file, &buf).map_err(|e| Failure::Io(format!("{}: {e}", file.display())))?;
+        if !json {
             eprintln!(
                 "{}: read {len} bytes at offset {offset} into {}",
                 dev.path(),
@@ -237,7 +271,7 @@ pub fn dma_read(
             );
         }
     }
-    Ok(())
+    Ok(Outcome::ok(fields(&doc)))
 }
 
 #[cfg(test)]
@@ -269,7 +303,7 @@ mod tests {
             dma_mask: 0x0fff_ffff,
         };
         assert_eq!(
-            info_json("/dev/edu1", &i).to_string(),
+            serde_json::to_string(&InfoDoc::new("/dev/edu1", &i)).unwrap(),
             r#"{"device":"/dev/edu1","id":16777453,"irq":24,"irq_mode":"msi","minor":1,"bar0_start":4271898624,"bar0_len":1048576,"dma_mask":268435455}"#
         );
         let t = info_text("/dev/edu1", &i);
@@ -277,6 +311,32 @@ mod tests {
         assert!(t.contains("irq       24 (msi)\n"), "{t}");
         assert_eq!(irq_mode_name(EDU_IRQ_MODE_INTX), "intx");
         assert_eq!(irq_mode_name(7), "unknown");
+    }
+
+    #[test]
+    fn dma_write_refuses_bad_ranges_before_reading_input() {
+        let missing = Path::new("/nonexistent/edu-test-input");
+        let range = |offset, length| DmaRange { offset, length };
+        for r in [range(4096, None), range(0, Some(0)), range(4000, Some(97))] {
+            assert!(
+                matches!(dma_write_input(&r, missing), Err(Failure::Usage(_))),
+                "{r:?}"
+            );
+        }
+        assert!(matches!(
+            dma_write_input(&range(0, None), missing),
+            Err(Failure::Io(m)) if m.contains("/nonexistent/edu-test-input")
+        ));
+    }
+
+    #[test]
+    fn checked_results_fail_with_their_fields() {
+        let o = checked(Input::N { n: 3 }, 6, 6, String::new);
+        assert!(o.failure.is_none());
+        assert_eq!(o.fields["ok"], true);
+        let o = checked(Input::Value { value: 1 }, 1, !1, || "bad".into());
+        assert_eq!(o.fields["value"], 1);
+        assert!(matches!(o.failure, Some(Failure::Check(m)) if m == "bad"));
     }
 
     #[test]

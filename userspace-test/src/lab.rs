@@ -1,35 +1,34 @@
 //! The lab's test program: the five argument-less commands in order. Their
 //! results go to the kernel log (see `dmesg`); here each is ok or an errno.
 
-use crate::device::{DevError, Device, LAB_COMMANDS};
-use crate::json::Json;
+use serde::Serialize;
 
-/// Runs the flow and reports each command. Returns whether all succeeded.
-pub fn run(dev: &Device, json: bool) -> bool {
+use crate::device::{DevError, Device, LAB_COMMANDS};
+use crate::output::{fields, ErrorDoc, Failure, Outcome};
+
+#[derive(Serialize)]
+struct LabResult {
+    command: &'static str,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDoc>,
+}
+
+#[derive(Serialize)]
+struct LabDoc<'a> {
+    device: &'a str,
+    ok: bool,
+    results: Vec<LabResult>,
+}
+
+/// Runs the flow and reports each command.
+pub fn run(dev: &Device, json: bool) -> Outcome {
     let results: Vec<(&str, Result<(), DevError>)> = LAB_COMMANDS
         .iter()
         .map(|&(name, req)| (name, dev.lab(name, req)))
         .collect();
-    let all_ok = results.iter().all(|r| r.1.is_ok());
-    if json {
-        let items = results
-            .iter()
-            .map(|(name, r)| {
-                let o = Json::obj().with("command", *name).with("ok", r.is_ok());
-                match r {
-                    Ok(()) => o,
-                    Err(e) => o.with("error", crate::error_json(e)),
-                }
-            })
-            .collect::<Vec<_>>();
-        println!(
-            "{}",
-            Json::obj()
-                .with("device", dev.path())
-                .with("ok", all_ok)
-                .with("results", items)
-        );
-    } else {
+    let failed = results.iter().filter(|r| r.1.is_err()).count();
+    if !json {
         for (name, r) in &results {
             match r {
                 Ok(()) => println!("ok   {name}"),
@@ -41,5 +40,25 @@ pub fn run(dev: &Device, json: bool) -> bool {
             dev.path()
         );
     }
-    all_ok
+    let doc = LabDoc {
+        device: dev.path(),
+        ok: failed == 0,
+        results: results
+            .iter()
+            .map(|(name, r)| LabResult {
+                command: name,
+                ok: r.is_ok(),
+                error: r.as_ref().err().map(ErrorDoc::from),
+            })
+            .collect(),
+    };
+    let f = fields(&doc);
+    if failed == 0 {
+        Outcome::ok(f)
+    } else {
+        Outcome::failed(
+            f,
+            Failure::Check(format!("{failed} of {} lab commands failed", results.len())),
+        )
+    }
 }

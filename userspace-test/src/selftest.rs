@@ -1,23 +1,34 @@
 //! The in-guest test suite of the whole ABI.
 //!
-//! Each case prints `ok   NAME`, `FAIL NAME: REASON` or `skip NAME: REASON`
-//! as it finishes; the run ends with `N passed, N failed`. Cases run in
-//! order, each in its own thread with a time limit, so a hung ioctl is a
-//! failure of that case rather than a hung suite. The unbind cases come
-//! last: they take the device away from every fd opened before them.
+//! `selftest` runs each case in a process of its own: the same binary,
+//! re-executed as the hidden `selftest-case NAME` (`process.rs`). The parent
+//! enforces the case's time limit and kills the case's whole process group
+//! past it; a case whose process dies (a panic, also with `panic =
+//! "abort"`) is a FAIL line; a device that a case left unbound or unloaded
+//! is put back before the next case. Each case prints `ok   NAME`, `FAIL
+//! NAME: REASON` or `skip NAME: REASON` as it finishes, and the run ends
+//! with `N passed, N failed`; with `--json` those lines go to stderr and
+//! stdout gets one document. The unbind cases come last.
+//!
+//! Every case that claims the device did something checks evidence only
+//! the device produces (`evidence.rs`): its interrupt count in
+//! `/proc/interrupts`, its registers through sysfs `resource0`, its data
+//! surviving a rebind, the driver's lines in `/dev/kmsg`.
 
 mod cases;
+mod evidence;
 mod kmod;
+mod process;
 mod sysfs;
 
 use std::fmt;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::cli::SelftestArgs;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{CaseOpts, SelftestArgs};
 use crate::device::{DevError, Device};
-use crate::json::Json;
+use crate::output::{fields, Failure, Outcome};
 
 /// Why a case did not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,20 +57,11 @@ pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> CaseResult {
 
 /// Everything a case may use.
 pub struct Ctx {
-    /// The node under test; the unbind cases update it after a rebind.
-    pub path: Mutex<String>,
-    /// An fd opened at the start, shared by the cases.
+    /// The node under test.
+    pub path: String,
+    /// An fd opened when the case started.
     pub dev: Device,
-    pub threads: u32,
-    pub procs: u32,
-    pub iters: u32,
-    pub no_unbind: bool,
-}
-
-impl Ctx {
-    pub fn path(&self) -> String {
-        self.path.lock().unwrap().clone()
-    }
+    pub opts: CaseOpts,
 }
 
 /// One test case.
@@ -68,48 +70,87 @@ pub struct Case {
     /// One line for `--list`.
     pub about: &'static str,
     pub run: fn(&Ctx) -> CaseResult,
-    /// Time limit; past it the case fails and the suite goes on.
+    /// Time limit; past it the case's processes are killed and it fails.
     pub limit: Duration,
 }
 
-/// The outcome of one case as printed.
+/// How one case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Status {
     Pass,
     Fail(String),
     Skip(String),
 }
 
-impl Outcome {
-    fn from_result(r: CaseResult) -> Self {
+impl From<CaseResult> for Status {
+    fn from(r: CaseResult) -> Self {
         match r {
-            Ok(()) => Outcome::Pass,
-            Err(Verdict::Fail(m)) => Outcome::Fail(m),
-            Err(Verdict::Skip(m)) => Outcome::Skip(m),
+            Ok(()) => Status::Pass,
+            Err(Verdict::Fail(m)) => Status::Fail(m),
+            Err(Verdict::Skip(m)) => Status::Skip(m),
         }
     }
 }
 
 /// `ok   name` / `FAIL name: reason` / `skip name: reason`.
-pub struct Line<'a>(pub &'a str, pub &'a Outcome);
+pub struct Line<'a>(pub &'a str, pub &'a Status);
 
 impl fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.1 {
-            Outcome::Pass => write!(f, "ok   {}", self.0),
-            Outcome::Fail(r) => write!(f, "FAIL {}: {}", self.0, r),
-            Outcome::Skip(r) => write!(f, "skip {}: {}", self.0, r),
+            Status::Pass => write!(f, "ok   {}", self.0),
+            Status::Fail(r) => write!(f, "FAIL {}: {}", self.0, r),
+            Status::Skip(r) => write!(f, "skip {}: {}", self.0, r),
+        }
+    }
+}
+
+/// One case in the JSON documents: the suite's `cases` entries, and what a
+/// case's process prints for the suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseDoc {
+    pub name: String,
+    /// `ok`, `fail` or `skip`.
+    pub result: String,
+    /// Why it failed or was skipped; empty when it passed.
+    pub reason: String,
+    /// Wall time of the case.
+    pub seconds: f64,
+}
+
+impl CaseDoc {
+    pub fn new(name: &str, status: &Status, took: Duration) -> Self {
+        let (result, reason) = match status {
+            Status::Pass => ("ok", ""),
+            Status::Fail(r) => ("fail", r.as_str()),
+            Status::Skip(r) => ("skip", r.as_str()),
+        };
+        CaseDoc {
+            name: name.to_string(),
+            result: result.to_string(),
+            reason: reason.to_string(),
+            seconds: (took.as_secs_f64() * 1000.0).round() / 1000.0,
+        }
+    }
+
+    /// The status this document reports; an unknown `result` is a failure.
+    pub fn status(&self) -> Status {
+        match self.result.as_str() {
+            "ok" => Status::Pass,
+            "skip" => Status::Skip(self.reason.clone()),
+            "fail" => Status::Fail(self.reason.clone()),
+            other => Status::Fail(format!("the case reported result {other:?}")),
         }
     }
 }
 
 /// Passed, failed and skipped counts.
-pub fn tally(outcomes: &[Outcome]) -> (usize, usize, usize) {
-    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+pub fn tally(statuses: &[Status]) -> (usize, usize, usize) {
+    let count = |f: fn(&Status) -> bool| statuses.iter().filter(|o| f(o)).count();
     (
-        count(|o| matches!(o, Outcome::Pass)),
-        count(|o| matches!(o, Outcome::Fail(_))),
-        count(|o| matches!(o, Outcome::Skip(_))),
+        count(|o| matches!(o, Status::Pass)),
+        count(|o| matches!(o, Status::Fail(_))),
+        count(|o| matches!(o, Status::Skip(_))),
     )
 }
 
@@ -123,119 +164,171 @@ pub fn selected(name: &str, only: &[String]) -> bool {
         })
 }
 
-/// Runs one case in its own thread, within its time limit.
-fn run_case(ctx: &Arc<Ctx>, case: &Case) -> Outcome {
-    let (tx, rx) = mpsc::channel();
-    let ctx2 = Arc::clone(ctx);
-    let run = case.run;
-    let spawned = std::thread::Builder::new()
-        .name(case.name.into())
-        .spawn(move || {
-            let _ = tx.send(run(&ctx2));
-        });
-    if let Err(e) = spawned {
-        return Outcome::Fail(format!("cannot start the case's thread: {e}"));
-    }
-    match rx.recv_timeout(case.limit) {
-        Ok(r) => Outcome::from_result(r),
-        Err(mpsc::RecvTimeoutError::Timeout) => Outcome::Fail(format!(
-            "no answer within {} s (a hung ioctl?)",
-            case.limit.as_secs()
-        )),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Outcome::Fail("the case panicked".into()),
-    }
+#[derive(Serialize)]
+struct Listed {
+    name: &'static str,
+    about: &'static str,
 }
 
-/// Runs the suite against `path`. Returns whether nothing failed.
-pub fn run(path: &str, args: &SelftestArgs, json: bool) -> bool {
+#[derive(Serialize)]
+struct ListDoc {
+    list: Vec<Listed>,
+}
+
+#[derive(Serialize)]
+struct SuiteDoc {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    seconds: f64,
+    cases: Vec<CaseDoc>,
+}
+
+/// `edu-test selftest`: runs the chosen cases against `path`, each in its
+/// own process.
+pub fn run(path: &str, args: &SelftestArgs, json: bool) -> Result<Outcome, Failure> {
     let all = cases::all();
     if let Some(bad) = args.only.iter().find(|p| {
         !all.iter()
             .any(|c| selected(c.name, std::slice::from_ref(p)))
     }) {
-        eprintln!("edu-test: selftest: no case matches {bad:?} (see --list)");
-        return false;
+        return Err(Failure::Usage(format!(
+            "selftest: no case matches --only {bad:?} (see --list)"
+        )));
     }
     let chosen: Vec<&Case> = all
         .iter()
         .filter(|c| selected(c.name, &args.only))
         .collect();
     if args.list {
-        for c in &chosen {
-            println!("{:<24} {}", c.name, c.about);
+        if !json {
+            for c in &chosen {
+                println!("{:<24} {}", c.name, c.about);
+            }
         }
-        return true;
+        let list = chosen
+            .iter()
+            .map(|c| Listed {
+                name: c.name,
+                about: c.about,
+            })
+            .collect();
+        return Ok(Outcome::ok(fields(&ListDoc { list })));
     }
-    let dev = match Device::open(path) {
-        Ok(d) => d,
-        Err(e) => {
-            let outcomes = [Outcome::Fail(e.to_string())];
-            report(&[("open", outcomes[0].clone())], json);
-            return false;
+    let start = Instant::now();
+    let print = |doc: &CaseDoc| {
+        let line = Line(&doc.name, &doc.status());
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
         }
     };
-    let ctx = Arc::new(Ctx {
-        path: Mutex::new(path.to_string()),
-        dev,
-        threads: args.threads,
-        procs: args.procs,
-        iters: args.iters,
-        no_unbind: args.no_unbind,
-    });
-    let mut results = Vec::new();
-    for case in chosen {
-        let outcome = run_case(&ctx, case);
-        if !json {
-            println!("{}", Line(case.name, &outcome));
-        }
-        results.push((case.name, outcome));
-    }
-    report(&results, json)
-}
-
-/// Prints the summary (text) or everything (JSON). Returns whether nothing
-/// failed.
-fn report(results: &[(&str, Outcome)], json: bool) -> bool {
-    let outcomes: Vec<Outcome> = results.iter().map(|r| r.1.clone()).collect();
-    let (passed, failed, skipped) = tally(&outcomes);
-    if json {
-        let cases = results
-            .iter()
-            .map(|(name, o)| {
-                let (result, reason) = match o {
-                    Outcome::Pass => ("ok", None),
-                    Outcome::Fail(r) => ("fail", Some(r.as_str())),
-                    Outcome::Skip(r) => ("skip", Some(r.as_str())),
-                };
-                Json::obj()
-                    .with("name", *name)
-                    .with("result", result)
-                    .with("reason", reason)
-            })
-            .collect::<Vec<_>>();
-        let j = Json::obj()
-            .with("cases", cases)
-            .with("passed", passed)
-            .with("failed", failed)
-            .with("skipped", skipped);
-        println!("{j}");
+    let mut docs = Vec::new();
+    if let Err(e) = Device::open(path) {
+        let doc = CaseDoc::new("open", &Status::Fail(e.to_string()), Duration::ZERO);
+        print(&doc);
+        docs.push(doc);
     } else {
-        if results.len() == 1 && results[0].0 == "open" {
-            println!("{}", Line(results[0].0, &results[0].1));
+        let budget = Duration::from_secs(args.budget.into());
+        let home = sysfs::Home::find(path);
+        let mut node = path.to_string();
+        for case in chosen {
+            let t = Instant::now();
+            let left = budget.saturating_sub(start.elapsed());
+            let mut status = if left.is_zero() {
+                Status::Fail(format!(
+                    "not run: the suite's --budget of {} s is spent",
+                    args.budget
+                ))
+            } else {
+                process::run_case(&node, case.name, &args.opts, case.limit.min(left))
+            };
+            if let Some(home) = &home {
+                status = put_back(home.restore(), status);
+                node = home.node(&node);
+            }
+            let doc = CaseDoc::new(case.name, &status, t.elapsed());
+            print(&doc);
+            docs.push(doc);
         }
+    }
+    let statuses: Vec<Status> = docs.iter().map(CaseDoc::status).collect();
+    let (passed, failed, skipped) = tally(&statuses);
+    if !json {
         println!("{passed} passed, {failed} failed");
     }
-    failed == 0
+    let suite = fields(&SuiteDoc {
+        passed,
+        failed,
+        skipped,
+        seconds: (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        cases: docs,
+    });
+    Ok(if failed == 0 {
+        Outcome::ok(suite)
+    } else {
+        Outcome::failed(
+            suite,
+            Failure::Check(format!("{failed} of {} cases failed", statuses.len())),
+        )
+    })
+}
+
+/// The case's status after the suite checked the device is still bound
+/// (`restored`: what [`sysfs::Home::restore`] had to do). A case must clean
+/// up after itself: one that did not fails, whatever it reported.
+fn put_back(restored: Result<Option<String>, String>, status: Status) -> Status {
+    let (done, problem) = match restored {
+        Ok(None) => return status,
+        Ok(Some(done)) => (done, String::new()),
+        Err(e) => (
+            String::from("tried to put it back"),
+            format!(", and failed: {e}"),
+        ),
+    };
+    let what = format!("the case left the device unbound; the suite {done}{problem}");
+    match status {
+        Status::Fail(m) => Status::Fail(format!("{m}; {what}")),
+        Status::Pass | Status::Skip(_) => Status::Fail(what),
+    }
+}
+
+/// `edu-test selftest-case NAME`: runs one case in this process and reports
+/// it (as the document the suite reads, with `--json`).
+pub fn run_one(path: &str, name: &str, opts: &CaseOpts, json: bool) -> Result<Outcome, Failure> {
+    let case = cases::all()
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "selftest-case: no case {name:?} (see selftest --list)"
+            ))
+        })?;
+    let t = Instant::now();
+    let status = match Device::open(path) {
+        Ok(dev) => Status::from((case.run)(&Ctx {
+            path: path.to_string(),
+            dev,
+            opts: opts.clone(),
+        })),
+        Err(e) => Status::Fail(e.to_string()),
+    };
+    if !json {
+        println!("{}", Line(name, &status));
+    }
+    Ok(Outcome::ok(fields(&CaseDoc::new(
+        name,
+        &status,
+        t.elapsed(),
+    ))))
 }
 
 /// The multi-process case's child: `iters` factorials, each checked.
-pub fn worker(dev: &Device, iters: u32, seed: u32) -> bool {
+pub fn worker(dev: &Device, iters: u32, seed: u32) -> Outcome {
     match cases::factorial_loop(dev, iters, seed) {
-        Ok(()) => true,
-        Err(msg) => {
-            eprintln!("edu-test worker {seed}: {msg}");
-            false
-        }
+        Ok(()) => Outcome::ok(Default::default()),
+        Err(msg) => Failure::Check(format!("worker {seed}: {msg}")).into(),
     }
 }
 
@@ -245,13 +338,13 @@ mod tests {
 
     #[test]
     fn lines_have_the_promised_format() {
-        assert_eq!(Line("info", &Outcome::Pass).to_string(), "ok   info");
+        assert_eq!(Line("info", &Status::Pass).to_string(), "ok   info");
         assert_eq!(
-            Line("raise", &Outcome::Fail("EINVAL".into())).to_string(),
+            Line("raise", &Status::Fail("EINVAL".into())).to_string(),
             "FAIL raise: EINVAL"
         );
         assert_eq!(
-            Line("two-devices", &Outcome::Skip("one".into())).to_string(),
+            Line("two-devices", &Status::Skip("one".into())).to_string(),
             "skip two-devices: one"
         );
     }
@@ -259,10 +352,10 @@ mod tests {
     #[test]
     fn skips_are_not_passes() {
         let o = [
-            Outcome::Pass,
-            Outcome::Skip("x".into()),
-            Outcome::Fail("y".into()),
-            Outcome::Pass,
+            Status::Pass,
+            Status::Skip("x".into()),
+            Status::Fail("y".into()),
+            Status::Pass,
         ];
         assert_eq!(tally(&o), (2, 1, 1));
     }
@@ -284,7 +377,7 @@ mod tests {
             assert!(!a.name.contains(' '), "{}", a.name);
             assert!(all[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
         }
-        // The unbind cases must come last: they invalidate earlier fds.
+        // The unbind cases must come last: they take the device away.
         let first_unbind = all
             .iter()
             .position(|c| c.name.starts_with("unbind"))
@@ -295,35 +388,35 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_or_hanging_case_is_reported() {
-        fn fails(_: &Ctx) -> CaseResult {
-            Err(Verdict::Fail("boom".into()))
+    fn case_documents_round_trip() {
+        for s in [
+            Status::Pass,
+            Status::Fail("a \"b\"".into()),
+            Status::Skip("c".into()),
+        ] {
+            let doc = CaseDoc::new("x", &s, Duration::from_millis(1234));
+            let back: CaseDoc =
+                serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap();
+            assert_eq!(back.status(), s);
+            assert_eq!(back.seconds, 1.234);
         }
-        fn hangs(_: &Ctx) -> CaseResult {
-            std::thread::sleep(Duration::from_secs(5));
-            Ok(())
-        }
-        let ctx = Arc::new(Ctx {
-            path: Mutex::new("/dev/null".into()),
-            dev: Device::open("/dev/null").unwrap(),
-            threads: 1,
-            procs: 1,
-            iters: 1,
-            no_unbind: true,
-        });
-        let case = Case {
-            name: "f",
-            about: "",
-            run: fails,
-            limit: Duration::from_secs(5),
+        let odd = CaseDoc {
+            result: "maybe".into(),
+            ..CaseDoc::new("x", &Status::Pass, Duration::ZERO)
         };
-        assert_eq!(run_case(&ctx, &case), Outcome::Fail("boom".into()));
-        let case = Case {
-            name: "h",
-            about: "",
-            run: hangs,
-            limit: Duration::from_millis(50),
+        assert!(matches!(odd.status(), Status::Fail(_)));
+    }
+
+    #[test]
+    fn a_case_that_left_the_device_unbound_fails() {
+        let what = |s: Status| match s {
+            Status::Fail(m) => m,
+            other => panic!("{other:?}"),
         };
-        assert!(matches!(run_case(&ctx, &case), Outcome::Fail(m) if m.contains("no answer")));
+        let rebound = || Ok(Some("bound it again".to_string()));
+        assert_eq!(put_back(Ok(None), Status::Pass), Status::Pass);
+        assert!(what(put_back(rebound(), Status::Pass)).contains("left the device unbound"));
+        assert!(what(put_back(rebound(), Status::Fail("boom".into()))).starts_with("boom; "));
+        assert!(what(put_back(Err("EPERM".into()), Status::Skip("s".into()))).ends_with("EPERM"));
     }
 }

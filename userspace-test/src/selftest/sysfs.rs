@@ -139,6 +139,65 @@ pub fn node_index(path: &str) -> Option<u32> {
         .ok()
 }
 
+/// The loaded module's name, and its file for loading it again.
+pub const MODULE: &str = "edu";
+pub const MODULE_FILE: &str = "/lib/modules/edu.ko";
+
+/// Where the device under test lives, found before the first case, so that
+/// the suite can put it back when a case left it unbound or unloaded the
+/// module.
+pub struct Home {
+    pci: PathBuf,
+    driver: PathBuf,
+    addr: String,
+    /// The module's parameters at the start, for loading it again.
+    params: String,
+}
+
+impl Home {
+    /// The device behind `node`, if it is bound to a driver in sysfs.
+    pub fn find(node: &str) -> Option<Self> {
+        let pci = pci_dir_of(node).ok()?;
+        let driver = bound_driver(&pci)?;
+        Some(Home {
+            addr: pci_address(&pci),
+            pci,
+            driver,
+            params: super::kmod::current_params(MODULE),
+        })
+    }
+
+    /// Loads the module if it is gone and binds the device if it is not
+    /// bound. Returns what it had to do, if anything.
+    pub fn restore(&self) -> Result<Option<String>, String> {
+        if bound_driver(&self.pci).as_ref() == Some(&self.driver) {
+            return Ok(None);
+        }
+        let mut done = Vec::new();
+        if !self.driver.exists() {
+            super::kmod::load_module(Path::new(MODULE_FILE), &self.params)
+                .map_err(|e| format!("loading {MODULE_FILE} {}: {e}", self.params))?;
+            done.push(format!("loaded {MODULE_FILE} again"));
+        }
+        if bound_driver(&self.pci).as_ref() != Some(&self.driver) {
+            write_control(&self.driver, "bind", &self.addr)?;
+            done.push(format!("bound {} again", self.addr));
+        }
+        node_of(&self.pci, Duration::from_secs(5))?;
+        Ok(Some(done.join(" and ")))
+    }
+
+    /// The node to test next: `old`, or the device's current `/dev/eduN`
+    /// if `old` was one (a rebind may give the device another minor).
+    pub fn node(&self, old: &str) -> String {
+        if node_index(old).is_some() {
+            node_of(&self.pci, Duration::from_secs(5)).unwrap_or_else(|_| old.to_string())
+        } else {
+            old.to_string()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

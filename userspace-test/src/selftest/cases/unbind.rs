@@ -1,6 +1,7 @@
 //! Unbinding the device through sysfs under open fds and running ioctls.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, AtomicU64};
 
 use super::*;
 
@@ -12,10 +13,10 @@ struct Bound {
 }
 
 fn bound_device(ctx: &Ctx) -> Result<Bound, Verdict> {
-    if ctx.no_unbind {
+    if ctx.opts.no_unbind {
         return Err(Verdict::Skip("--no-unbind".into()));
     }
-    let pci = sysfs::pci_dir_of(&ctx.path()).map_err(Verdict::Fail)?;
+    let pci = pci_dir(ctx)?;
     let driver = sysfs::bound_driver(&pci)
         .ok_or_else(|| Verdict::Fail(format!("{} has no driver", pci.display())))?;
     ensure(driver.file_name().is_some_and(|n| n == "edu"), || {
@@ -54,20 +55,15 @@ impl<'a> Unbound<'a> {
         })
     }
 
-    /// Binds again, waits for the node, and makes it the suite's node.
-    fn rebind(mut self, ctx: &Ctx) -> Result<String, Verdict> {
+    /// Binds again and waits for the device's node.
+    fn rebind(mut self) -> Result<String, Verdict> {
         self.rebound = true;
         sysfs::write_control(&self.dev.driver, "bind", &self.dev.addr).map_err(Verdict::Fail)?;
         ensure(
             sysfs::bound_driver(&self.dev.pci).as_ref() == Some(&self.dev.driver),
             || "bind did not bind".into(),
         )?;
-        let node = sysfs::node_of(&self.dev.pci, Duration::from_secs(5)).map_err(Verdict::Fail)?;
-        let mut path = ctx.path.lock().unwrap();
-        if sysfs::node_index(&path).is_some() {
-            *path = node.clone();
-        }
-        Ok(node)
+        sysfs::node_of(&self.dev.pci, Duration::from_secs(5)).map_err(Verdict::Fail)
     }
 }
 
@@ -79,13 +75,15 @@ impl Drop for Unbound<'_> {
     }
 }
 
-/// A fresh open of `node` works and computes correctly.
+/// A fresh open of `node` works and computes correctly, with the device's
+/// interrupts.
 fn check_fresh(node: &str) -> CaseResult {
     let dev = Device::open(node)?;
     let i = dev.info()?;
     ensure(i.id == 0x010000ed, || {
         format!("after rebind: id {:#x}", i.id)
     })?;
+    let mut irqs = Irqs::of_irq(i.irq)?;
     let got = dev.factorial(12)?;
     ensure(got == factorial_u32(12), || {
         format!("after rebind: 12! = {got:#x}")
@@ -94,7 +92,33 @@ fn check_fresh(node: &str) -> CaseResult {
     dev.dma_to_device(0, &data)?;
     let mut back = vec![0; 256];
     dev.dma_from_device(0, &mut back)?;
-    compare("after rebind: DMA round trip", 0, &back, &data)
+    compare("after rebind: DMA round trip", 0, &back, &data)?;
+    irqs.expect(3, "a factorial and a DMA round trip after the rebind")
+}
+
+/// The data the device buffer held before the driver let go of the device
+/// is what a fresh open of `node` reads: it stayed in the device, and the
+/// new driver instance (a new, zeroed DMA buffer) got it from there by
+/// DMA. The last byte is left out: the driver keeps that one itself.
+fn check_kept(node: &str, kept: &[u8], after: &str) -> CaseResult {
+    let dev = Device::open(node)?;
+    let mut irqs = Irqs::of(&dev)?;
+    let mut got = vec![0; BUF - 1];
+    dev.dma_from_device(0, &mut got)?;
+    compare(
+        &format!("{after}, the device buffer (what was DMAed before)"),
+        0,
+        &got,
+        &kept[..BUF - 1],
+    )?;
+    irqs.expect(1, &format!("a DMA from the device {after}"))
+}
+
+/// How many of `irq`'s handlers are edu's now.
+fn edu_handlers(irq: u32) -> Result<usize, Verdict> {
+    Ok(evidence::irq_line(irq)?
+        .map(|l| l.actions.iter().filter(|a| *a == "edu").count())
+        .unwrap_or(0))
 }
 
 /// Every kind of call on a stale fd gives ENODEV.
@@ -142,109 +166,286 @@ fn check_unbound_minor(major: u64, minor: u64) -> CaseResult {
 
 pub(super) fn unbind_rebind(ctx: &Ctx) -> CaseResult {
     let bound = bound_device(ctx)?;
-    let (major, minor) = sysfs::node_numbers(&ctx.path()).map_err(Verdict::Fail)?;
-    let old = Device::open(&ctx.path())?;
-    old.info()?;
+    let (major, minor) = sysfs::node_numbers(&ctx.path).map_err(Verdict::Fail)?;
+    let old = Device::open(&ctx.path)?;
+    let irq = old.info()?.irq;
+    let mut irqs = Irqs::of_irq(irq)?;
+    let kept = pattern(0x4b1d, BUF);
+    old.dma_to_device(0, &kept)?;
+    irqs.expect(1, "a 4096-byte DMA to the device")?;
+    let handlers = edu_handlers(irq)?;
     let unbound = Unbound::new(&bound)?;
     ensure(sysfs::bound_driver(&bound.pci).is_none(), || {
         "still bound after unbind".into()
     })?;
+    let left = edu_handlers(irq)?;
+    ensure(left + 1 == handlers, || {
+        format!("/proc/interrupts: IRQ {irq} has {left} edu handlers after the unbind, {handlers} before")
+    })?;
     check_stale(&old, "after unbind")?;
     check_unbound_minor(major, minor)?;
-    let node = unbound.rebind(ctx)?;
+    let node = unbound.rebind()?;
+    check_kept(&node, &kept, "after unbind and bind")?;
     check_fresh(&node)?;
     check_stale(&old, "after rebind, on the old fd")
 }
 
+/// The kinds of work the threads of `unbind-busy` loop in.
+#[derive(Clone, Copy)]
+enum Busy {
+    Factorial,
+    Dma,
+    Raise,
+}
+
+/// What `unbind-busy`'s threads share with the case: each thread's id and
+/// the interrupts its completed calls raised, and the moment the unbind
+/// began.
+struct BusyShared {
+    base: Instant,
+    /// Nanoseconds from `base` to the start of the unbind; 0 before it.
+    unbind_at: AtomicU64,
+    tids: Vec<AtomicI32>,
+    irqs_done: Vec<AtomicU64>,
+}
+
+impl BusyShared {
+    fn unbind_at(&self) -> Option<Duration> {
+        match self.unbind_at.load(Ordering::SeqCst) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+}
+
+/// How a busy thread's loop ended.
+struct BusyEnd {
+    /// Whether one of its calls began before the unbind and ended after it.
+    inside_at_unbind: bool,
+    calls: u32,
+}
+
+/// Loops `kind` calls on `dev` until one fails with ENODEV, checking every
+/// result before it.
+fn busy_loop(dev: &Device, kind: Busy, k: usize, shared: &BusyShared) -> Result<BusyEnd, String> {
+    shared.tids[k].store(evidence::gettid(), Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    // The last calls as (enter, exit) from `base`: once the unbind's start
+    // is published (just after it is taken), the first call to end looks
+    // back for the one that spans it, which is at most a call or two ago.
+    let mut recent: Vec<(Duration, Duration)> = Vec::new();
+    let mut inside_at_unbind = None;
+    let mut n = 0u32;
+    loop {
+        if Instant::now() > deadline {
+            return Err("still working 40 s after it started".into());
+        }
+        n += 1;
+        let enter = shared.base.elapsed();
+        let (r, irqs) = match kind {
+            Busy::Factorial => {
+                let m = factorial_n(0x7000 + k as u32, n);
+                let r = dev
+                    .factorial(m)
+                    .map(|v| (v != factorial_u32(m)).then(|| format!("{m}! = {v:#x}")));
+                (r, 1)
+            }
+            Busy::Dma => {
+                let data = pattern(0x6000 + n, 512);
+                let mut back = vec![0; 512];
+                let off = 512 * (k as u32 % 8);
+                let r = dev
+                    .dma_to_device(off, &data)
+                    .and_then(|()| dev.dma_from_device(off, &mut back))
+                    .map(|()| (back != data).then(|| "DMA read back other data".to_string()));
+                (r, 2)
+            }
+            Busy::Raise => {
+                let r = dev
+                    .raise(0x8)
+                    .map(|s| (s != 0x8).then(|| format!("raise 0x8 saw {s:#x}")));
+                (r, 1)
+            }
+        };
+        recent.push((enter, shared.base.elapsed()));
+        if recent.len() > 8 {
+            recent.remove(0);
+        }
+        if inside_at_unbind.is_none() {
+            if let Some(at) = shared.unbind_at() {
+                inside_at_unbind = Some(recent.iter().any(|&(e, x)| e <= at && at <= x));
+            }
+        }
+        match r {
+            Ok(None) => {
+                shared.irqs_done[k].fetch_add(irqs, Ordering::SeqCst);
+                // Let the others run. Raises take microseconds and never
+                // sleep: without this the raise thread starved the others
+                // and the case itself (nested, each raise is an MMIO exit
+                // and an MSI, and 18000 of them left the main thread a 5 ms
+                // sleep that lasted 53 s).
+                thread::yield_now();
+            }
+            Ok(Some(wrong)) => return Err(wrong),
+            Err(e) if e.errno == Errno(libc::ENODEV) => {
+                return Ok(BusyEnd {
+                    inside_at_unbind: inside_at_unbind.unwrap_or(false),
+                    calls: n,
+                })
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Waits until every thread is blocked inside an ioctl at the same time,
+/// as the kernel reports it.
+fn wait_all_in_ioctl(shared: &BusyShared, within: Duration) -> CaseResult {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut all = true;
+        for tid in &shared.tids {
+            let tid = tid.load(Ordering::SeqCst);
+            if tid == 0 || !evidence::blocked_in_ioctl(tid)? {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Verdict::Fail(format!(
+                "/proc/self/task/*/syscall never showed all {} threads inside an ioctl at once in {within:?}",
+                shared.tids.len()
+            )));
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+}
+
 pub(super) fn unbind_busy(ctx: &Ctx) -> CaseResult {
+    /// Attempts at catching every thread inside a call: one can end its
+    /// call in the instant between the kernel showing it blocked and the
+    /// unbind, which proves nothing either way; three misses in a row do
+    /// not happen by chance.
+    const ATTEMPTS: u32 = 3;
     let bound = bound_device(ctx)?;
-    let path = ctx.path();
-    let (tx, rx) = mpsc::channel::<(usize, Result<u32, String>)>();
-    let kinds = ["factorial", "dma", "raise", "factorial", "dma"];
+    let (mut node, mut attempt) = (ctx.path.clone(), 1);
+    loop {
+        let (next, missed) = busy_unbind(&bound, &node)?;
+        node = next;
+        match missed {
+            None => return check_fresh(&node),
+            Some(m) if attempt == ATTEMPTS => {
+                return Err(Verdict::Fail(format!("{m}, {ATTEMPTS} times")))
+            }
+            Some(m) => eprintln!("unbind-busy: {m}; again"),
+        }
+        attempt += 1;
+    }
+}
+
+/// One unbind of `node`'s device under five busy threads, and the bind
+/// after it: the new node, and which thread (if any) was not inside a call
+/// when the unbind began.
+fn busy_unbind(bound: &Bound, node: &str) -> Result<(String, Option<String>), Verdict> {
+    let dev = Device::open(node)?;
+    let mut irqs = Irqs::of(&dev)?;
+    let kinds = [
+        Busy::Factorial,
+        Busy::Dma,
+        Busy::Raise,
+        Busy::Factorial,
+        Busy::Dma,
+    ];
+    let shared = Arc::new(BusyShared {
+        base: Instant::now(),
+        unbind_at: AtomicU64::new(0),
+        tids: kinds.iter().map(|_| AtomicI32::new(0)).collect(),
+        irqs_done: kinds.iter().map(|_| AtomicU64::new(0)).collect(),
+    });
+    let (tx, rx) = mpsc::channel::<(usize, Result<BusyEnd, String>)>();
     for (k, kind) in kinds.into_iter().enumerate() {
-        let dev = Device::open(&path)?;
-        let tx = tx.clone();
-        // Each thread loops until the unbind makes its call fail, checking
-        // every result it gets before that; it must end with ENODEV.
+        let dev = Device::open(node)?;
+        let (tx, shared) = (tx.clone(), Arc::clone(&shared));
         thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let mut n = 0u32;
-            let verdict = loop {
-                if Instant::now() > deadline {
-                    break Err("still working 20 s after the unbind".to_string());
-                }
-                n += 1;
-                let r = match kind {
-                    "factorial" => dev.factorial(n % 13).map(|v| {
-                        if v == factorial_u32(n % 13) {
-                            None
-                        } else {
-                            Some(format!("{}! = {v:#x}", n % 13))
-                        }
-                    }),
-                    "dma" => {
-                        let data = pattern(0x6000 + n, 512);
-                        let mut back = vec![0; 512];
-                        let off = 512 * (k as u32 % 8);
-                        dev.dma_to_device(off, &data)
-                            .and_then(|()| dev.dma_from_device(off, &mut back))
-                            .map(|()| {
-                                if back == data {
-                                    None
-                                } else {
-                                    Some("DMA read back other data".to_string())
-                                }
-                            })
-                    }
-                    _ => dev.raise(0x8).map(|s| {
-                        if s == 0x8 {
-                            None
-                        } else {
-                            Some(format!("raise 0x8 saw {s:#x}"))
-                        }
-                    }),
-                };
-                match r {
-                    Ok(None) => {}
-                    Ok(Some(wrong)) => break Err(format!("{kind} thread: {wrong}")),
-                    Err(e) if e.errno == Errno(libc::ENODEV) => break Ok(n),
-                    Err(e) => break Err(format!("{kind} thread: {e}")),
-                }
-            };
-            let _ = tx.send((k, verdict));
+            let _ = tx.send((k, busy_loop(&dev, kind, k, &shared)));
         });
     }
     drop(tx);
-    thread::sleep(Duration::from_millis(400));
-    let unbound = Unbound::new(&bound)?;
-    let mut results = Vec::new();
+    // A thread that ended before the unbind failed: its reason says why.
+    let ended = |why: String| -> Verdict {
+        match rx.try_iter().find_map(|(k, r)| r.err().map(|e| (k, e))) {
+            Some((k, e)) => Verdict::Fail(format!("{why}; thread {k}: {e}")),
+            None => Verdict::Fail(why),
+        }
+    };
+    // Evidence that the device serves them: their interrupts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared
+        .irqs_done
+        .iter()
+        .any(|d| d.load(Ordering::SeqCst) == 0)
+    {
+        if Instant::now() > deadline {
+            return Err(ended("a thread completed no call in 10 s".into()));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let done: u64 = shared
+        .irqs_done
+        .iter()
+        .map(|d| d.load(Ordering::SeqCst))
+        .sum();
+    irqs.expect_within(done, u64::MAX, "the threads' completed calls")?;
+    // Progress on stderr, which the suite shows if the case hangs.
+    eprintln!("unbind-busy: the threads run; waiting for all to be inside an ioctl");
+    // Unbind the moment the kernel shows every thread inside an ioctl.
+    wait_all_in_ioctl(&shared, Duration::from_secs(10)).map_err(|v| match v {
+        Verdict::Fail(m) => ended(m),
+        skip => skip,
+    })?;
+    eprintln!("unbind-busy: unbinding");
+    let at = shared.base.elapsed().as_nanos().max(1) as u64;
+    shared.unbind_at.store(at, Ordering::SeqCst);
+    let unbound = Unbound::new(bound)?;
+    let (mut errors, mut missed) = (Vec::new(), None);
     for _ in 0..kinds.len() {
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((k, r)) => results.push(r.map(|_| ()).map_err(|e| format!("thread {k}: {e}"))),
+            Ok((_, Ok(end))) if end.inside_at_unbind => {}
+            Ok((k, Ok(end))) => {
+                missed = Some(format!(
+                    "thread {k} was between calls when the unbind began (after {} calls)",
+                    end.calls
+                ));
+            }
+            Ok((k, Err(e))) => errors.push(Err(format!("thread {k}: {e}"))),
             Err(_) => {
-                results.push(Err("a thread hung inside an ioctl across the unbind".into()));
+                errors.push(Err("a thread hung inside an ioctl across the unbind".into()));
                 break;
             }
         }
     }
-    let node = unbound.rebind(ctx)?;
-    first_error(results)?;
-    check_fresh(&node)
+    eprintln!("unbind-busy: the threads ended; binding again");
+    let node = unbound.rebind()?;
+    first_error(errors)?;
+    Ok((node, missed))
 }
 
-/// The loaded module's name, and its file for loading it again.
-const MODULE: &str = "edu";
-const MODULE_FILE: &str = "/lib/modules/edu.ko";
-
 pub(super) fn rmmod_busy(ctx: &Ctx) -> CaseResult {
-    if ctx.no_unbind {
+    use sysfs::{MODULE, MODULE_FILE};
+    if ctx.opts.no_unbind {
         return Err(Verdict::Skip("--no-unbind".into()));
     }
     if !Path::new("/sys/module").join(MODULE).exists() {
         return Err(Verdict::Skip(format!("no module {MODULE} loaded")));
     }
-    let path = ctx.path();
-    let dev = Device::open(&path)?;
+    let dev = Device::open(&ctx.path)?;
+    let mut irqs = Irqs::of(&dev)?;
+    let kept = pattern(0x4b1e, BUF);
+    dev.dma_to_device(0, &kept)?;
+    irqs.expect(1, "a 4096-byte DMA to the device")?;
     let params = kmod::current_params(MODULE);
     match kmod::delete_module(MODULE) {
         // Refused while a file is open: the fd must still work.
@@ -252,23 +453,26 @@ pub(super) fn rmmod_busy(ctx: &Ctx) -> CaseResult {
             let got = dev.factorial(12)?;
             ensure(got == factorial_u32(12), || {
                 format!("after the refused rmmod: 12! = {got:#x}")
-            })
+            })?;
+            irqs.expect(1, "a factorial after the refused rmmod")
         }
         Err(e) if e == Errno(libc::EPERM) => {
             Err(Verdict::Skip("not allowed to unload modules".into()))
         }
         Err(e) => Err(Verdict::Fail(format!(
-            "rmmod {MODULE} with {path} open: {e}"
+            "rmmod {MODULE} with {} open: {e}",
+            ctx.path
         ))),
         // Allowed: then it must be safe. The fd fails, and loading the
-        // module again gives a working device.
+        // module again gives a working device that kept its data.
         Ok(()) => {
             check_stale(&dev, "after rmmod")?;
             drop(dev);
             kmod::load_module(Path::new(MODULE_FILE), &params)
                 .map_err(|e| Verdict::Fail(format!("reloading {MODULE_FILE} {params}: {e}")))?;
-            let pci = sysfs::pci_dir_of(&path).map_err(Verdict::Fail)?;
+            let pci = pci_dir(ctx)?;
             let node = sysfs::node_of(&pci, Duration::from_secs(5)).map_err(Verdict::Fail)?;
+            check_kept(&node, &kept, "after rmmod and insmod")?;
             check_fresh(&node)
         }
     }
