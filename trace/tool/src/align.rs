@@ -1,0 +1,354 @@
+//! Putting clocks on one timeline, from causality.
+//!
+//! Each layer stamps events with its own clock: edu-vmm and the KVM
+//! host's tracefs with CLOCK_MONOTONIC, QEMU with the wall clock, the
+//! guest with its own monotonic clock. An unknown offset `d` maps one onto
+//! the other (`host = other + d`). Causality bounds it: an event of the
+//! other clock must fall inside a *window* of host time, for example
+//!
+//! - the guest's `irq_handler_entry` of edu's interrupt comes after the
+//!   last thing its vCPU did in the host before (the last VM entry, or the
+//!   end of the last exit the VMM handled) and before the handler's first
+//!   access, its read of IRQ_STATUS, reached the host (the read's VM exit);
+//! - a QEMU access on a vCPU thread happens between the `KVM_RUN` return
+//!   (`kvm_userspace_exit`) and the next VM entry of that thread.
+//!
+//! Which window belongs to which event is not known, so each event gives
+//! a *set* of possible offsets: the union over the windows. The offset is
+//! where the most sets agree (a sweep over the interval ends), its error
+//! half the width of that agreement; the report says how many constraints
+//! agree out of how many, and whether another offset would do as well.
+
+use std::collections::BTreeMap;
+
+use edu_trace::{Event, Layer};
+
+/// A closed interval of offsets, nanoseconds.
+pub type Span = (i64, i64);
+
+/// The outcome of an alignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alignment {
+    /// `host = other + offset_ns`.
+    pub offset_ns: i64,
+    /// Half the width of the agreeing offsets: the measured error bound.
+    pub error_ns: i64,
+    /// Constraints that agree on the offset.
+    pub agreeing: usize,
+    /// Constraints in all.
+    pub total: usize,
+    /// Another, disjoint range of offsets satisfied as many constraints.
+    pub ambiguous: bool,
+}
+
+/// The offsets covered by the most constraint sets, with how many agree
+/// and whether that maximum is reached in more than one place.
+pub fn consensus(sets: &[Vec<Span>]) -> Option<Alignment> {
+    let mut ends: Vec<(i64, i32)> = Vec::new();
+    for set in sets {
+        for (lo, hi) in normalize(set) {
+            ends.push((lo, 1));
+            // Closed interval: the coverage drops just after `hi`.
+            ends.push((hi.saturating_add(1), -1));
+        }
+    }
+    if ends.is_empty() {
+        return None;
+    }
+    ends.sort();
+    let (mut cover, mut best, mut best_span, mut ties) = (0i32, 0i32, (0i64, 0i64), 0usize);
+    let mut i = 0;
+    while i < ends.len() {
+        let x = ends[i].0;
+        while i < ends.len() && ends[i].0 == x {
+            cover += ends[i].1;
+            i += 1;
+        }
+        let next = ends.get(i).map_or(x, |e| e.0);
+        if cover > best {
+            best = cover;
+            best_span = (x, next - 1);
+            ties = 1;
+        } else if cover == best && cover > 0 {
+            if best_span.1 + 1 == x {
+                best_span.1 = next - 1;
+            } else {
+                ties += 1;
+            }
+        }
+    }
+    let (lo, hi) = best_span;
+    Some(Alignment {
+        offset_ns: lo + (hi - lo) / 2,
+        error_ns: (hi - lo + 1) / 2,
+        agreeing: best as usize,
+        total: sets.len(),
+        ambiguous: ties > 1,
+    })
+}
+
+/// Sorted, overlapping spans merged.
+fn normalize(set: &[Span]) -> Vec<Span> {
+    let mut v: Vec<Span> = set.iter().copied().filter(|(a, b)| a <= b).collect();
+    v.sort();
+    let mut out: Vec<Span> = Vec::new();
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+fn end_of(e: &Event) -> u64 {
+    e.t_ns + e.dur_ns
+}
+
+/// Is `e` the edu interrupt handler's start in the guest?
+fn is_edu_entry(e: &Event) -> bool {
+    e.layer == Layer::Guest && e.kind == "irq_handler_entry" && e.str("name") == Some("edu")
+}
+
+/// Is `e` a read of an edu's interrupt status by the VMM?
+fn is_status_read(e: &Event) -> bool {
+    e.is_access()
+        && !e.is_write()
+        && e.reg.as_deref() == Some("IRQ_STATUS")
+        && e.dev.as_deref().is_some_and(|d| d.starts_with("edu"))
+}
+
+/// Host windows in which a guest handler of edu's interrupt can start,
+/// one per read of IRQ_STATUS: from the last host event of that vCPU
+/// before the read (a VM entry, the end of an exit) to the read's VM exit
+/// (or, without KVM's events, the read itself).
+pub fn handler_windows(host: &[Event]) -> Vec<(Option<u32>, u64, u64)> {
+    let mut by_vcpu: BTreeMap<Option<u32>, Vec<&Event>> = BTreeMap::new();
+    for e in host
+        .iter()
+        .filter(|e| e.layer != Layer::Meta && e.layer != Layer::Guest)
+    {
+        by_vcpu.entry(e.vcpu).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for r in host.iter().filter(|e| is_status_read(e)) {
+        let Some(mine) = by_vcpu.get(&r.vcpu) else {
+            continue;
+        };
+        // The read's own VM exit, if KVM's events are there: the last
+        // exit of this vCPU shortly before the VMM saw the read.
+        let exit = mine
+            .iter()
+            .filter(|e| e.kind == "kvm_exit" && e.t_ns <= r.t_ns && r.t_ns - e.t_ns < 1_000_000)
+            .map(|e| e.t_ns)
+            .max();
+        let end = exit.unwrap_or(r.t_ns);
+        let start = mine
+            .iter()
+            .filter(|e| end_of(e) < end && (e.kind == "kvm_entry" || e.layer == Layer::Vmm))
+            .map(|e| end_of(e))
+            .max();
+        if let Some(start) = start {
+            out.push((r.vcpu, start, end));
+        }
+    }
+    out
+}
+
+/// Aligns the guest's clock to the host's: each edu handler start must
+/// fall in a [`handler_windows`] window of its vCPU.
+pub fn guest_to_host(host: &[Event], guest: &[Event]) -> Option<Alignment> {
+    let windows = handler_windows(host);
+    let sets: Vec<Vec<Span>> = guest
+        .iter()
+        .filter(|e| is_edu_entry(e))
+        .map(|g| {
+            windows
+                .iter()
+                .filter(|(v, _, _)| v.is_none() || g.vcpu.is_none() || *v == g.vcpu)
+                .map(|(_, lo, hi)| (*lo as i64 - g.t_ns as i64, *hi as i64 - g.t_ns as i64))
+                .collect()
+        })
+        .collect();
+    consensus(&sets)
+}
+
+/// The thread of a host event: tracefs' pid, QEMU's tid, or for edu-vmm
+/// (which names its threads `vcpuN`) the pid of `vcpuN` in KVM's events.
+fn thread_of(e: &Event, vcpu_pids: &BTreeMap<u32, u64>) -> Option<u64> {
+    e.u64("pid")
+        .or_else(|| e.u64("tid"))
+        .or_else(|| vcpu_pids.get(&e.vcpu?).copied())
+}
+
+/// Checks (or finds) the offset between a VMM's events and KVM's: each
+/// port or MMIO access the VMM handled happened while its vCPU thread was
+/// out of KVM_RUN, between `kvm_userspace_exit` and the next `kvm_entry`.
+/// Only windows within `radius_ns` of `prior_ns` are considered (the
+/// clocks are the same, or nearly, by construction).
+pub fn vmm_to_kvm(
+    vmm: &[Event],
+    kvm: &[Event],
+    prior_ns: i64,
+    radius_ns: i64,
+) -> Option<Alignment> {
+    let vcpu_pids: BTreeMap<u32, u64> = kvm
+        .iter()
+        .filter_map(|e| Some((crate::tracefs::vcpu_of(e.str("comm")?)?, e.u64("pid")?)))
+        .collect();
+    // Per thread: [userspace exit, next entry] intervals, sorted.
+    let mut windows: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut open: BTreeMap<u64, u64> = BTreeMap::new();
+    for e in kvm {
+        let Some(pid) = e.u64("pid") else { continue };
+        match e.kind.as_str() {
+            "kvm_userspace_exit" => {
+                open.insert(pid, e.t_ns);
+            }
+            "kvm_entry" => {
+                if let Some(t) = open.remove(&pid) {
+                    windows.entry(pid).or_default().push((t, e.t_ns));
+                }
+            }
+            _ => {}
+        }
+    }
+    let sets: Vec<Vec<Span>> = vmm
+        .iter()
+        .filter(|e| e.is_access())
+        .filter_map(|a| {
+            let w = windows.get(&thread_of(a, &vcpu_pids)?)?;
+            let center = a.t_ns as i64 + prior_ns;
+            let first = w.partition_point(|(_, hi)| (*hi as i64) < center - radius_ns);
+            let spans: Vec<Span> = w[first..]
+                .iter()
+                .take_while(|(lo, _)| (*lo as i64) <= center + radius_ns)
+                .map(|(lo, hi)| (*lo as i64 - a.t_ns as i64, *hi as i64 - end_of(a) as i64))
+                .collect();
+            Some(spans)
+        })
+        .collect();
+    consensus(&sets)
+}
+
+/// `+1.234 ms (error 5.0 us, 12 of 12 constraints)` style.
+pub fn words(a: &Alignment) -> String {
+    format!(
+        "offset {:+.3} ms, error +/- {}, {} of {} causal constraints agree{}",
+        a.offset_ns as f64 / 1e6,
+        edu_trace::stats::ns_words(a.error_ns.unsigned_abs()),
+        a.agreeing,
+        a.total,
+        if a.ambiguous {
+            " (AMBIGUOUS: another offset fits as well)"
+        } else {
+            ""
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t: u64, layer: Layer, kind: &str) -> Event {
+        let mut e = Event::new(t, layer, "x", kind, "");
+        e.vcpu = Some(0);
+        e
+    }
+
+    fn status_read(t: u64) -> Event {
+        let mut e = ev(t, Layer::Vmm, "mmio_read");
+        e.dev = Some("edu0".into());
+        e.reg = Some("IRQ_STATUS".into());
+        e
+    }
+
+    #[test]
+    fn consensus_finds_the_common_offset_and_its_width() {
+        let sets = vec![
+            vec![(0, 100), (1000, 1100)],
+            vec![(50, 60)],
+            vec![(40, 70), (5000, 6000)],
+        ];
+        let a = consensus(&sets).unwrap();
+        assert_eq!(
+            (a.offset_ns, a.error_ns, a.agreeing, a.total),
+            (55, 5, 3, 3)
+        );
+        assert!(!a.ambiguous);
+        // One bad constraint does not move it.
+        let mut bad = sets.clone();
+        bad.push(vec![(9000, 9001)]);
+        let a = consensus(&bad).unwrap();
+        assert_eq!((a.offset_ns, a.agreeing, a.total), (55, 3, 4));
+        // Two places fit equally well.
+        let a = consensus(&[vec![(0, 10), (100, 110)]]).unwrap();
+        assert!(a.ambiguous);
+        assert_eq!(consensus(&[]), None);
+    }
+
+    #[test]
+    fn guest_clock_found_from_interrupt_handlers() {
+        // Host: three interrupts; the handler's status read follows each.
+        let mut host = Vec::new();
+        for (i, base) in [1_000_000u64, 5_000_000, 105_000_000]
+            .into_iter()
+            .enumerate()
+        {
+            let mut w = ev(base, Layer::Vmm, "mmio_write");
+            w.dur_ns = 1000;
+            host.push(w);
+            host.push(status_read(base + 50_000 + i as u64 * 1000));
+        }
+        // Guest clock is host - 777 ms; handlers start 30 us after the
+        // write's exit ended.
+        let guest: Vec<Event> = [1_000_000u64, 5_000_000, 105_000_000]
+            .iter()
+            .map(|b| {
+                let mut g = ev(
+                    b + 1_000_000_000 + 31_000 - 777_000_000,
+                    Layer::Guest,
+                    "irq_handler_entry",
+                );
+                g.raw.insert("name".into(), "edu".into());
+                g
+            })
+            .collect();
+        let a = guest_to_host(&host, &guest).unwrap();
+        let truth = 777_000_000i64 - 1_000_000_000;
+        assert!(
+            (a.offset_ns - truth).abs() <= a.error_ns,
+            "{a:?} vs {truth}"
+        );
+        assert_eq!((a.agreeing, a.total), (3, 3));
+        assert!(a.error_ns <= 25_000, "{a:?}");
+        assert!(words(&a).contains("3 of 3 causal constraints agree"));
+    }
+
+    #[test]
+    fn vmm_accesses_fall_between_kvm_exit_and_entry() {
+        let mut kvm = Vec::new();
+        let mut vmm = Vec::new();
+        for i in 0..20u64 {
+            let t = i * 100_000;
+            let mut ue = Event::new(t, Layer::Kvm, "kvm", "kvm_userspace_exit", "")
+                .with("pid", 85)
+                .with("comm", "vcpu0");
+            ue.vcpu = Some(0);
+            let en = Event::new(t + 10_000, Layer::Kvm, "kvm", "kvm_entry", "")
+                .with("pid", 85)
+                .with("comm", "vcpu0");
+            kvm.push(ue);
+            kvm.push(en);
+            let mut a = Event::new(t + 2_000 + i * 100, Layer::Vmm, "edu-vmm", "pio_write", "");
+            a.vcpu = Some(0);
+            a.dur_ns = 3_000;
+            vmm.push(a);
+        }
+        let a = vmm_to_kvm(&vmm, &kvm, 0, 1_000_000).unwrap();
+        assert_eq!((a.agreeing, a.total), (20, 20));
+        assert!(a.offset_ns.abs() <= a.error_ns, "{a:?}");
+        assert!(a.error_ns < 5_000, "{a:?}");
+    }
+}
