@@ -1,7 +1,7 @@
 //! The lab flow in a merged timeline: each command's interval (from the
-//! markers edu-test writes to the guest's `trace_marker`: `edu-test:
-//! begin NAME`, `edu-test: end NAME RESULT`) and the causal chain each
-//! command must show, layer by layer.
+//! markers edu-test and the guest's init write to the guest's
+//! `trace_marker`: `edu-test: begin NAME`, `edu-test: end NAME RESULT`)
+//! and the causal chain each command must show, layer by layer.
 
 use edu_trace::{Event, Layer};
 
@@ -37,7 +37,8 @@ pub fn commands(events: &[Event]) -> Vec<Command> {
         if e.layer != Layer::Guest || e.kind != "marker" {
             continue;
         }
-        let Some(rest) = e.text.strip_prefix("edu-test: ") else {
+        // `WHO: begin NAME` / `WHO: end NAME RESULT` (edu-test, init).
+        let Some((_, rest)) = e.text.split_once(": ") else {
             continue;
         };
         let mut w = rest.split_whitespace();

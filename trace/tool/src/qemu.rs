@@ -143,7 +143,6 @@ struct Converter {
     /// edu names by region pointer (one region per edu).
     regions: BTreeMap<String, String>,
     pending: BTreeMap<String, Pending>,
-    last_edu: Option<String>,
 }
 
 impl Converter {
@@ -173,13 +172,21 @@ impl Converter {
                 self.out.push(e);
             }
             "ioapic_set_irq" => {
+                // "vector: 4 level: 1": QEMU calls the input pin "vector".
+                let pin = hex(arg(&l.args, "vector:")).unwrap_or(0);
+                let level = hex(arg(&l.args, "level:")).unwrap_or(0);
                 let e = Event::new(
                     l.t_ns,
                     Layer::Irq,
                     "qemu",
                     "ioapic_set_irq",
-                    format!("IOAPIC input {}", l.args),
+                    format!(
+                        "IOAPIC pin {pin} {}",
+                        if level != 0 { "raised" } else { "lowered" }
+                    ),
                 )
+                .with("pin", pin)
+                .with("level", level)
                 .with("tid", l.tid);
                 self.out.push(e);
             }
@@ -283,7 +290,6 @@ impl Converter {
         let mut edu = None;
         let d = if region == "edu-mmio" {
             let name = self.edu_for_region(&mr, addr);
-            self.last_edu = Some(name.clone());
             let off = self
                 .decoder
                 .edu_at(addr)
@@ -380,7 +386,27 @@ impl Converter {
     }
 
     fn msi(&mut self, l: &Line, cpu: i64, addr: u64, data: u32, region: &str) {
-        let name = self.last_edu.clone().unwrap_or_else(|| "edu0".into());
+        // Under TCG QEMU's IOAPIC also delivers by writing messages here:
+        // only the message an edu was programmed with is that edu's MSI.
+        let Some(name) = self.decoder.msi_owner(addr, data) else {
+            let mut e = Event::new(
+                l.t_ns,
+                Layer::Irq,
+                "qemu",
+                "apic_message",
+                format!(
+                    "interrupt message to the local APIC (IOAPIC or another device): {}",
+                    msi_words(addr, data)
+                ),
+            )
+            .with("address", addr)
+            .with("data", data)
+            .with("vector", data & 0xff)
+            .with("tid", l.tid);
+            e.vcpu = u32::try_from(cpu).ok();
+            self.out.push(e);
+            return;
+        };
         // Sent from outside a vCPU: the device finished something.
         if cpu < 0 {
             if let Some(p) = self.pending.remove(&name) {
@@ -461,6 +487,13 @@ mod tests {
     const LOG: &str = "\
 19412@1796160277.117231:pci_cfg_read edu 00:02.0 @0x0 -> 0x11e81234
 19412@1796160277.174738:pci_update_mappings_add edu 00:02.0 0,0xfeb00000+0x100000
+19412@1796160277.179000:memory_region_ops_write cpu 0 mr 0x5400 addr 0xcf8 value 0x80001044 size 4 name 'pci-conf-idx'
+19412@1796160277.179001:memory_region_ops_write cpu 0 mr 0x5401 addr 0xcfc value 0xfee00000 size 4 name 'pci-conf-data'
+19412@1796160277.180000:memory_region_ops_write cpu 0 mr 0x5400 addr 0xcf8 value 0x8000104c size 4 name 'pci-conf-idx'
+19412@1796160277.180001:memory_region_ops_write cpu 0 mr 0x5401 addr 0xcfc value 0x22 size 2 name 'pci-conf-data'
+19412@1796160277.180002:memory_region_ops_write cpu 0 mr 0x5400 addr 0xcf8 value 0x80001040 size 4 name 'pci-conf-idx'
+19412@1796160277.180003:memory_region_ops_write cpu 0 mr 0x5401 addr 0xcfe value 0x81 size 2 name 'pci-conf-data'
+19420@1796160277.190000:memory_region_ops_write cpu -1 mr 0x5700 addr 0xfee00000 value 0x31 size 4 name 'apic-msi'
 19412@1796160277.200000:memory_region_ops_write cpu 0 mr 0x5500 addr 0x3f8 value 0x61 size 1 name 'serial'
 19412@1796160277.200100:memory_region_ops_write cpu 0 mr 0x5600 addr 0xfeb00020 value 0x80 size 4 name 'edu-mmio'
 19412@1796160277.200200:memory_region_ops_write cpu 0 mr 0x5600 addr 0xfeb00008 value 0xa size 4 name 'edu-mmio'
@@ -482,9 +515,21 @@ garbage line qemu-system-x86_64: terminating on signal 15
         let ev = convert(LOG);
         let texts: Vec<&str> = ev.iter().map(|e| e.text.as_str()).collect();
         assert_eq!(
-            texts,
+            texts[..8],
             [
                 "00:02.0 edu0 BAR0 mapped at 0xfeb00000..0xfebfffff",
+                "CONFIG_ADDRESS <- 0x80001044: 00:02.0 reg 0x44 MSI_ADDRESS_LO",
+                "CONFIG_DATA <- 0xfee00000: 00:02.0 edu0 MSI_ADDRESS_LO = 0xfee00000 (to physical APIC 0)",
+                "CONFIG_ADDRESS <- 0x8000104c: 00:02.0 reg 0x4c MSI_DATA",
+                "CONFIG_DATA <- 0x22: 00:02.0 edu0 MSI_DATA = 0x22 (vector 0x22)",
+                "CONFIG_ADDRESS <- 0x80001040: 00:02.0 reg 0x40 MSI_CAP_ID",
+                "CONFIG_DATA <- 0x81: 00:02.0 edu0 MSI_CONTROL = 0x81 (MSI enabled, 64-bit, 1 vector(s) enabled)",
+                "interrupt message to the local APIC (IOAPIC or another device): vector 0x31 to physical APIC 0 (fixed, edge)",
+            ]
+        );
+        assert_eq!(
+            texts[8..],
+            [
                 "COM1 THR <- 'a'",
                 "edu0 STATUS <- 0x80: interrupt when the factorial is done",
                 "edu0 FACTORIAL <- 0xa: start 10!",
@@ -503,21 +548,30 @@ garbage line qemu-system-x86_64: terminating on signal 15
                 "KVM_RUN returned to QEMU: KVM_EXIT_MMIO",
             ]
         );
-        let fact = &ev[3];
+        let find = |k: &str| ev.iter().find(|e| e.kind == k).unwrap();
+        let fact = ev
+            .iter()
+            .find(|e| e.reg.as_deref() == Some("FACTORIAL"))
+            .unwrap();
         assert_eq!(
             (fact.layer, fact.src.as_str(), fact.vcpu),
             (Layer::Vmm, "qemu", Some(0))
         );
         assert_eq!(fact.t_ns, 1_796_160_277_200_200_000);
-        assert_eq!(
-            (fact.dev.as_deref(), fact.reg.as_deref()),
-            (Some("edu0"), Some("FACTORIAL"))
-        );
+        assert_eq!(fact.dev.as_deref(), Some("edu0"));
         assert_eq!(fact.u64("tid"), Some(19412));
-        assert_eq!(ev[4].raw.get("derived"), Some(&true.into()));
-        assert_eq!(ev[5].layer, Layer::Irq);
-        assert_eq!(ev[5].vcpu, None, "sent from the edu thread");
-        assert_eq!(ev[1].u64("port"), Some(0x3f8));
+        assert_eq!(
+            find("factorial_done").raw.get("derived"),
+            Some(&true.into())
+        );
+        let msi = find("msi");
+        assert_eq!(
+            (msi.layer, msi.vcpu),
+            (Layer::Irq, None),
+            "sent from the edu thread"
+        );
+        let thr = ev.iter().find(|e| e.reg.as_deref() == Some("THR")).unwrap();
+        assert_eq!(thr.u64("port"), Some(0x3f8));
     }
 
     #[test]

@@ -302,10 +302,15 @@ fn command_section(o: &mut String, run: &Run, c: &Command, margin: u64) {
     // Registers, in words.
     let mut regs: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     for e in ev.iter().filter(|e| e.is_access()) {
-        let k = (
-            e.dev.clone().unwrap_or_default(),
-            e.reg.clone().unwrap_or_default(),
-        );
+        let dev = e.dev.clone().unwrap_or_default();
+        let reg = e.reg.clone().unwrap_or_default();
+        // Offsets without a register (the lab's dump reads them all) in one row.
+        let reg = if dev.starts_with("edu") && reg.starts_with("0x") {
+            "(offsets without a register)".to_string()
+        } else {
+            reg
+        };
+        let k = (dev, reg);
         let slot = regs.entry(k).or_default();
         if e.is_write() {
             slot.1 += 1;

@@ -127,6 +127,7 @@ pub fn describe_dev(dev: &str) -> &'static str {
         "HPET" => "HPET timer",
         "ACPI" => "ACPI PM registers",
         "fw_cfg" => "QEMU firmware configuration",
+        "BIOS" => "SeaBIOS debug port 0x402",
         "unassigned" => "nothing decodes it (reads all ones)",
         d if d.starts_with("edu") => "edu BAR0 (MMIO)",
         _ => "",
@@ -204,6 +205,11 @@ impl Decoder {
     /// The edu whose BAR0 contains `addr`, with the offset.
     pub fn edu_at(&self, addr: u64) -> Option<(String, u64)> {
         self.pci.edu_at(addr)
+    }
+
+    /// The device whose programmed MSI message is (`address`, `data`).
+    pub fn msi_owner(&self, address: u64, data: u32) -> Option<String> {
+        self.pci.msi_owner(address, data)
     }
 
     /// What the decoder saw written to the edu `name`'s DMA and factorial

@@ -82,6 +82,8 @@ struct Function {
     bars: [Bar; 6],
     /// Offset of the MSI capability, once seen (edu: 0x40).
     msi: Option<u16>,
+    /// The MSI message the guest programmed: address, data, enabled.
+    msi_msg: (u64, u32, bool),
     /// edu's register state (DMA and factorial), for edu functions.
     edu: edu::EduRegs,
 }
@@ -132,6 +134,23 @@ const MSI_FIELDS: &[(u16, u16, &str)] = &[
     (8, 4, "MSI_ADDRESS_HI"),
     (12, 2, "MSI_DATA"),
 ];
+
+/// An MSI address or data register in words.
+fn msi_field_words(name: &str, v: u64) -> String {
+    match name {
+        "MSI_DATA" => msi_words(0, v as u32)
+            .split(" to ")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        "MSI_ADDRESS_LO" => format!(
+            "to {} APIC {}",
+            if v & 4 != 0 { "logical" } else { "physical" },
+            (v >> 12) & 0xff
+        ),
+        _ => String::new(),
+    }
+}
 
 /// An x86 MSI message in words: `vector 0x21 to APIC 0 (fixed, edge)`.
 pub fn msi_words(address: u64, data: u32) -> String {
@@ -382,6 +401,7 @@ impl PciState {
                 "MSI".into()
             }
             "MSI_CONTROL" => {
+                f.msi_msg.2 = v & u64::from(CONTROL_ENABLE) != 0;
                 let on = if v & u64::from(CONTROL_ENABLE) != 0 {
                     "MSI enabled"
                 } else {
@@ -395,18 +415,28 @@ impl PciState {
                 let q = (v & u64::from(CONTROL_QSIZE)) >> 4;
                 format!("{on}{bits}, {} vector(s) enabled", 1u32 << q)
             }
-            "MSI_ADDRESS_LO" => format!(
-                "to {} APIC {}",
-                if v & 4 != 0 { "logical" } else { "physical" },
-                (v >> 12) & 0xff
-            ),
-            "MSI_DATA" => msi_words(0, v as u32)
-                .split(" to ")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            "MSI_ADDRESS_LO" | "MSI_ADDRESS_HI" | "MSI_DATA" => {
+                if write {
+                    let m = &mut f.msi_msg;
+                    match name {
+                        "MSI_ADDRESS_LO" => m.0 = (m.0 & !0xffff_ffff) | (v & 0xffff_fffc),
+                        "MSI_ADDRESS_HI" => m.0 = (m.0 & 0xffff_ffff) | (v << 32),
+                        _ => m.1 = v as u32,
+                    }
+                }
+                msi_field_words(name, v)
+            }
             _ => String::new(),
         }
+    }
+
+    /// The function whose programmed MSI message is (`address`, `data`):
+    /// who sent a message seen on the bus.
+    pub fn msi_owner(&self, address: u64, data: u32) -> Option<String> {
+        self.functions
+            .values()
+            .find(|f| f.msi_msg.2 && f.msi_msg.0 == address && f.msi_msg.1 == data)
+            .and_then(|f| f.name.clone())
     }
 
     /// An MMIO access, if a known BAR decodes it.
@@ -614,6 +644,8 @@ mod tests {
             out(&mut d, 0xcfe, 2, 0x0081),
             "CONFIG_DATA <- 0x81: 00:01.0 edu0 MSI_CONTROL = 0x81 (MSI enabled, 64-bit, 1 vector(s) enabled)"
         );
+        assert_eq!(d.msi_owner(0xfee0_1000, 0x22), Some("edu0".into()));
+        assert_eq!(d.msi_owner(0xfee0_1000, 0x23), None, "another vector");
         out(&mut d, 0xcf8, 4, 0x8000_083c);
         assert_eq!(
             inp(&mut d, 0xcfc, 4, 0x0000_010b),

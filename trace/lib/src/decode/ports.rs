@@ -44,6 +44,7 @@ const PORTS: &[(u16, u16, &str, &[&str])] = &[
     ),
     (0x604, 2, "ACPI", &["PM1_CONTROL"]),
     (0x608, 4, "ACPI", &["PM_TIMER"]),
+    (0x402, 1, "BIOS", &["DEBUG"]),
 ];
 
 /// CMOS register names by index.
@@ -155,6 +156,7 @@ impl PortState {
                 ],
             ),
             ("POST", _) => "I/O delay".into(),
+            ("DEBUG", true) => format!("firmware prints {}", super::char_words(v as u8)),
             ("MASTER_CMD" | "SLAVE_CMD", true) if v == 0x20 => "end of interrupt".into(),
             ("MODE", true) => format!("channel {}, mode {}", v >> 6, (v >> 1) & 7),
             _ => String::new(),
@@ -271,6 +273,10 @@ mod tests {
             "PIT MODE <- 0x34: channel 0, mode 2"
         );
         assert_eq!(pio(&mut d, false, 0x61, 0x20), "PIT PORT_B -> 0x20");
+        assert_eq!(
+            pio(&mut d, true, 0x402, 0x53),
+            "BIOS DEBUG <- 0x53: firmware prints 'S'"
+        );
         let pm = d.decode(&acc(Space::Port, false, 0x608, 4, 0x1234));
         assert_eq!(pm.text, "ACPI PM_TIMER -> 0x1234");
     }
