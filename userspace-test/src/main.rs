@@ -13,6 +13,7 @@ mod device;
 mod errno;
 mod json;
 mod lab;
+mod marker;
 mod selftest;
 
 use std::process::ExitCode;
