@@ -231,6 +231,10 @@ impl<W: Write> TraceWriter<W> {
     fn line(&mut self, e: &Event) -> std::io::Result<()> {
         let mut l = e.to_line();
         l.push('\n');
+        self.raw_line(&l)
+    }
+
+    fn raw_line(&mut self, l: &str) -> std::io::Result<()> {
         self.out.write_all(l.as_bytes())?;
         self.bytes += l.len() as u64;
         Ok(())
@@ -241,13 +245,13 @@ impl<W: Write> TraceWriter<W> {
     pub fn write_batch(&mut self, mut batch: Vec<Record>) -> std::io::Result<()> {
         batch.sort_by_key(|r| r.t_ns);
         for r in batch {
-            let e = self.event(&r);
-            let len = e.to_line().len() as u64 + 1;
-            if self.bytes + len + CLOSING_RESERVE > self.max_bytes {
+            let mut l = self.event(&r).to_line();
+            l.push('\n');
+            if self.bytes + l.len() as u64 + CLOSING_RESERVE > self.max_bytes {
                 self.dropped_bytes += 1;
                 continue;
             }
-            self.line(&e)?;
+            self.raw_line(&l)?;
             self.written += 1;
         }
         self.out.flush()
@@ -606,6 +610,28 @@ mod tests {
             .text
             .starts_with("990 events dropped: 990 over the cap of 10 events"));
         assert_eq!(ev.last().unwrap().kind, "trace_end");
+    }
+
+    #[test]
+    fn memory_is_bounded_when_the_writer_falls_behind() {
+        // No writer drains it: records beyond PENDING_MAX are counted, not kept.
+        let rec = Recorder::new(Caps::default());
+        let n = PENDING_MAX as u64 + 1234;
+        for i in 0..n {
+            rec.record(i, 1, mmio(0, 0xc000_0000, false, 0));
+        }
+        assert_eq!(rec.lock().records.len(), PENDING_MAX);
+        assert_eq!(rec.dropped_behind.load(Ordering::Relaxed), 1234);
+        let w = TraceWriter::new(Vec::new(), decoder(), "edu-vmm", Caps::default()).unwrap();
+        let out = w.close(&rec).unwrap();
+        let ev = read_events(out.as_slice()).unwrap();
+        let d = ev.iter().find(|e| e.kind == "dropped").unwrap();
+        assert_eq!(d.u64("writer_behind"), Some(1234));
+        assert!(
+            d.text.contains("1234 while the writer was behind"),
+            "{}",
+            d.text
+        );
     }
 
     #[test]

@@ -40,14 +40,14 @@ impl Default for Histogram {
     }
 }
 
+#[inline]
 fn bucket(ns: u64) -> usize {
     if ns < u64::from(SUB) {
         return ns as usize;
     }
-    let e = (63 - ns.leading_zeros()).min(MAX_EXP);
-    if e == MAX_EXP && ns >> MAX_EXP > 1 {
-        return BUCKETS - 1;
-    }
+    // Longer than 2^41 ns (37 minutes) counts as the last bucket.
+    let ns = ns.min((1 << (MAX_EXP + 1)) - 1);
+    let e = 63 - ns.leading_zeros();
     let sub = (ns >> (e - SUB_BITS)) as u32 & (SUB - 1);
     (SUB + (e - SUB_BITS) * SUB + sub) as usize
 }
@@ -66,6 +66,7 @@ fn bucket_value(i: usize) -> u64 {
 
 impl Histogram {
     /// Adds one duration.
+    #[inline]
     pub fn add(&mut self, ns: u64) {
         let b = &mut self.buckets[bucket(ns)];
         *b = b.saturating_add(1);
@@ -223,6 +224,8 @@ pub struct ExitStats {
     keys: Box<[u64; SLOTS]>,
     hists: Vec<Option<Box<Histogram>>>,
     used: usize,
+    /// The slot of the last key: a guest often repeats an access.
+    last: usize,
     other: Histogram,
 }
 
@@ -232,6 +235,7 @@ impl Default for ExitStats {
             keys: Box::new([u64::MAX; SLOTS]),
             hists: (0..SLOTS).map(|_| None).collect(),
             used: 0,
+            last: 0,
             other: Histogram::default(),
         }
     }
@@ -240,12 +244,17 @@ impl Default for ExitStats {
 impl ExitStats {
     /// The histogram of `key`, created on first use; `None` once the
     /// table holds [`MAX_KEYS`] keys and `key` is not one of them.
+    #[inline]
     fn slot(&mut self, key: u64) -> Option<&mut Histogram> {
+        if self.keys[self.last] == key {
+            return self.hists[self.last].as_deref_mut();
+        }
         // Fibonacci hashing; linear probing in a table kept half empty.
         let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 55) as usize % SLOTS;
         loop {
             let k = self.keys[i];
             if k == key {
+                self.last = i;
                 return self.hists[i].as_deref_mut();
             }
             if k == u64::MAX {
@@ -255,6 +264,7 @@ impl ExitStats {
                 self.keys[i] = key;
                 self.hists[i] = Some(Box::default());
                 self.used += 1;
+                self.last = i;
                 return self.hists[i].as_deref_mut();
             }
             i = (i + 1) % SLOTS;
@@ -262,6 +272,7 @@ impl ExitStats {
     }
 
     /// Adds one exit of `ns` nanoseconds.
+    #[inline]
     pub fn add(&mut self, kind: ExitKind, addr: u64, ns: u64) {
         let key = (kind as u64) << 62 | (addr & ((1 << 62) - 1));
         match self.slot(key) {
