@@ -219,6 +219,12 @@ pub fn vmm_to_kvm(
         .filter_map(|a| {
             let w = windows.get(&thread_of(a, &vcpu_pids)?)?;
             let center = a.t_ns as i64 + prior_ns;
+            // KVM may have recorded only part of the run (the lab flow):
+            // accesses outside what it recorded of this thread say nothing.
+            let (first, last) = (w.first()?.0 as i64, w.last()?.1 as i64);
+            if center < first - radius_ns || center > last + radius_ns {
+                return None;
+            }
             let first = w.partition_point(|(_, hi)| (*hi as i64) < center - radius_ns);
             let spans: Vec<Span> = w[first..]
                 .iter()
@@ -346,6 +352,13 @@ mod tests {
             a.dur_ns = 3_000;
             vmm.push(a);
         }
+        // Accesses long before KVM recorded anything are no constraint.
+        let mut early = Event::new(5, Layer::Vmm, "edu-vmm", "pio_write", "");
+        early.vcpu = Some(0);
+        vmm.insert(0, early);
+        vmm[0].t_ns = 0;
+        kvm.iter_mut().for_each(|e| e.t_ns += 50_000_000);
+        vmm[1..].iter_mut().for_each(|e| e.t_ns += 50_000_000);
         let a = vmm_to_kvm(&vmm, &kvm, 0, 1_000_000).unwrap();
         assert_eq!((a.agreeing, a.total), (20, 20));
         assert!(a.offset_ns.abs() <= a.error_ns, "{a:?}");

@@ -91,6 +91,15 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// How many events the run's page shows in view: all, or those of one
+    /// command (`--cmd FACTORIAL_CMD`, the view of `timeline.html#cmd=...`).
+    InView {
+        /// The run directory (after `build`).
+        dir: PathBuf,
+        /// A command marked by edu-test or init.
+        #[arg(long)]
+        cmd: Option<String>,
+    },
     /// The Chrome trace-event (Perfetto) JSON of an events file.
     Perfetto {
         /// Events (JSON Lines).
@@ -213,6 +222,18 @@ fn main_result(cli: Cli) -> Result<bool, String> {
                 output.display(),
                 page::drawn(&ev).count()
             );
+        }
+        Command::InView { dir, cmd } => {
+            let ev = load_events(&dir.join("events.jsonl"))?;
+            match page::in_view(&ev, cmd.as_deref()) {
+                Some(n) => println!("{n}"),
+                None => {
+                    return Err(format!(
+                        "{}: no command {cmd:?} in the trace",
+                        dir.display()
+                    ))
+                }
+            }
         }
         Command::Perfetto { events, output } => {
             let ev = load_events(&events)?;

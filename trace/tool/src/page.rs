@@ -46,6 +46,22 @@ pub fn drawn(events: &[Event]) -> impl Iterator<Item = &Event> {
     events.iter().filter(|e| LANES.contains(&e.layer))
 }
 
+/// How many events the page shows in view: all of them, or those of the
+/// command `cmd` when the page opens at `#cmd=NAME` (an event is in view
+/// when it reaches into the command's stretch between its markers).
+pub fn in_view(events: &[Event], cmd: Option<&str>) -> Option<usize> {
+    let Some(name) = cmd else {
+        return Some(drawn(events).count());
+    };
+    let c = lab::commands(events).into_iter().find(|c| c.name == name)?;
+    let (t0, t1) = (events[c.begin].t_ns, events[c.end].t_ns);
+    Some(
+        drawn(events)
+            .filter(|e| e.t_ns + e.dur_ns >= t0 && e.t_ns <= t1)
+            .count(),
+    )
+}
+
 /// The page's data: times relative to `t0`.
 pub fn data(events: &[Event], t0: u64, title: &str) -> Value {
     let mut s = Strings::default();
