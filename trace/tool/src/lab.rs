@@ -206,6 +206,12 @@ pub fn chain(command: &str) -> Vec<Step> {
             step!("the driver writes DMA_CNT", Vmm, None, |e| edu_access(
                 e, true, "DMA_CNT"
             )),
+            step!(
+                "the command store's VM exit (MMIO)",
+                Kvm,
+                Some("kvm"),
+                mmio_exit
+            ),
             step!("the driver writes DMA_CMD (start)", Vmm, None, |e| {
                 edu_access(e, true, "DMA_CMD")
             }),

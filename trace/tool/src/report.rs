@@ -14,8 +14,8 @@ use crate::lab::{self, Command};
 use crate::run::Run;
 use crate::tally::{self, Timing};
 
-/// At most this many events are listed in one command's full list.
-const LIST_MAX: usize = 400;
+/// At most this many events are listed per command (the page has them all).
+const LIST_MAX: usize = 80;
 
 fn rel(t: u64, t0: u64) -> String {
     let d = t as i64 - t0 as i64;

@@ -160,7 +160,9 @@ impl Run {
                         run.sources.push("guest".into());
                         let a = align::guest_to_host(&host, &guest);
                         if let Some(a) = &a {
-                            shift(&mut guest, a.offset_ns);
+                            for e in guest.iter_mut() {
+                                e.t_ns = a.map(e.t_ns);
+                            }
                         }
                         run.clocks.push(Clock {
                             src: "guest".into(),

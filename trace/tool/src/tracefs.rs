@@ -172,13 +172,15 @@ pub fn kvm_event(l: &Line) -> Event {
                 ),
             )
         }
-        "kvm_userspace_exit" => (
-            Layer::Kvm,
-            format!(
-                "KVM_RUN returns to the VMM: KVM_EXIT_{}",
-                field(p, "reason").unwrap_or("?")
-            ),
-        ),
+        "kvm_userspace_exit" => {
+            // 7.3 prints `KVM_EXIT_MMIO`, older kernels `MMIO`.
+            let r = field(p, "reason").unwrap_or("?");
+            let r = r.strip_prefix("KVM_EXIT_").unwrap_or(r);
+            (
+                Layer::Kvm,
+                format!("KVM_RUN returns to the VMM: KVM_EXIT_{r}"),
+            )
+        }
         "kvm_page_fault" => (
             Layer::Kvm,
             format!(
@@ -303,7 +305,7 @@ mod tests {
            vcpu0-85      [000] d..1.  1234.000010: kvm_exit: vcpu 0 reason npf rip 0xffffffffa0001234 info1 0x0000000100000006 info2 0x00000000c0000008 intr_info 0x00000000 error_code 0x00000000 requests 0x0000000000000000
            vcpu0-85      [000] ...1.  1234.000012: kvm_page_fault: vcpu 0 rip 0xffffffffa0001234 address 0x00000000c0000008 error_code 0x100000006
            vcpu0-85      [000] ...1.  1234.000015: kvm_mmio: mmio write len 4 gpa 0xc0000008 val 0xa
-           vcpu0-85      [000] ...1.  1234.000016: kvm_userspace_exit: reason MMIO (6)
+           vcpu0-85      [000] ...1.  1234.000016: kvm_userspace_exit: reason KVM_EXIT_MMIO (6)
        edu-worker-87     [000] ...1.  1234.000100: kvm_msi_set_irq: dst 0 vec 34 (Fixed|physical|edge)
            vcpu0-85      [000] d..1.  1234.000120: kvm_inj_virq: IRQ 0x22
            vcpu0-85      [000] d..1.  1234.000121: kvm_entry: vcpu 0, rip 0xffffffff81000000 intr_info 0x00000000 error_code 0x00000000
