@@ -322,7 +322,7 @@ fn command_section(o: &mut String, run: &Run, c: &Command, margin: u64) {
         .iter()
         .map(|((d, r), (rd, wr))| vec![d.clone(), r.clone(), rd.to_string(), wr.to_string()])
         .collect();
-    let _ = writeln!(o, "Register accesses ({} exits):\n", exits_words(ev));
+    let _ = writeln!(o, "Register accesses, {} exits:\n", exits_words(ev));
     table(o, &["device", "register", "reads", "writes"], &reg_rows);
     let (rows, timing) = tally::access_rows(ev, &run.events);
     let total: u64 = rows.iter().map(|r| r.total_ns).sum();
