@@ -51,15 +51,6 @@ pub struct ExitLog {
 }
 
 impl ExitLog {
-    /// A log for vCPU `cpu` alone (tests): statistics, no recorder.
-    pub fn new(cpu: u8) -> Self {
-        ExitLog {
-            cpu,
-            stats: Arc::default(),
-            rec: None,
-        }
-    }
-
     /// The time an access starts.
     #[inline]
     pub fn start() -> u64 {

@@ -257,11 +257,6 @@ impl<W: Write> TraceWriter<W> {
         self.out.flush()
     }
 
-    /// Events written so far (besides the meta lines).
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     /// The event for a record.
     pub fn event(&mut self, r: &Record) -> Event {
         let src = self.src.clone();

@@ -190,12 +190,6 @@ impl Decoder {
         self.ports.mmio(a)
     }
 
-    /// A configuration access that a VMM reports with its function and
-    /// offset already resolved (QEMU's `pci_cfg_read`/`pci_cfg_write`).
-    pub fn config(&mut self, bdf: Bdf, offset: u16, size: u8, write: bool, value: u64) -> String {
-        self.pci.config_access(bdf, offset, size, write, value)
-    }
-
     /// An access to an edu's BAR0 by offset (QEMU reports MMIO by region
     /// and offset).
     pub fn edu_access(&mut self, name: &str, offset: u64, a: &Access) -> Decoded {
