@@ -265,8 +265,10 @@ impl PciState {
             "configuration disabled".to_string()
         } else {
             let (bdf, reg) = Bdf::from_config_address(v);
-            let name = self.field_name(bdf, u16::from(reg));
-            format!("{bdf} reg {reg:#04x} {name}")
+            match self.field_name(bdf, u16::from(reg)) {
+                Some(name) => format!("{bdf} reg {reg:#04x} {name}"),
+                None => format!("{bdf} reg {reg:#04x}"),
+            }
         };
         let mut d = Decoded::reg("PCI", "CONFIG_ADDRESS", a, "");
         d.text = format!("CONFIG_ADDRESS {} {:#010x}: {what}", a.arrow(), v);
@@ -274,9 +276,9 @@ impl PciState {
     }
 
     /// The name of the register at `offset` of `bdf`'s configuration space.
-    fn field_name(&self, bdf: Bdf, offset: u16) -> String {
+    fn field_name(&self, bdf: Bdf, offset: u16) -> Option<&'static str> {
         let msi = self.functions.get(&bdf).and_then(|f| f.msi);
-        field_at(msi, offset).map_or(format!("{offset:#04x}"), |(_, _, n)| n.to_string())
+        field_at(msi, offset).map(|(_, _, n)| n)
     }
 
     /// Describes a configuration access to `bdf` at `offset` and learns
@@ -567,6 +569,10 @@ mod tests {
         assert_eq!(
             out(&mut d, 0xcf8, 4, 0x8001_1a10),
             "CONFIG_ADDRESS <- 0x80011a10: 01:03.2 reg 0x10 BAR0"
+        );
+        assert_eq!(
+            out(&mut d, 0xcf8, 4, 0x8000_c068),
+            "CONFIG_ADDRESS <- 0x8000c068: 00:18.0 reg 0x68"
         );
         assert_eq!(
             out(&mut d, 0xcf8, 4, 0),
