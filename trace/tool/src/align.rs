@@ -360,7 +360,7 @@ pub fn vmm_to_kvm(
             // KVM may have recorded only part of the run (the lab flow):
             // accesses outside what it recorded of this thread say nothing.
             let (first, last) = (w.first()?.0 as i64, w.last()?.1 as i64);
-            if center < first - radius_ns || center > last + radius_ns {
+            if center < first || center > last {
                 return None;
             }
             let first = w.partition_point(|(_, hi)| (*hi as i64) < center - radius_ns);

@@ -199,8 +199,15 @@ pub fn render(run: &Run) -> String {
     );
     stats_table(&mut o, &rows, timing, 30);
     if run.has("kvm") {
-        o.push_str("### KVM's exits by reason (the whole run, like `perf kvm stat`)\n\n");
-        o.push_str("Each exit from VM exit to the next VM entry of its vCPU.\n\n");
+        let kvm: Vec<&Event> = run.events.iter().filter(|e| e.src == "kvm").collect();
+        let span = kvm.last().map_or(0, |l| l.t_ns) - kvm.first().map_or(0, |f| f.t_ns);
+        o.push_str("### KVM's exits by reason, like `perf kvm stat`\n\n");
+        let _ = writeln!(
+            o,
+            "Each exit from VM exit to the next VM entry of its vCPU, over the {} KVM \
+             recorded (nested: the lab flow, from the guest's EDU-RS-TRACE-ON to -OFF).\n",
+            ns_words(span)
+        );
         kvm_table(&mut o, &run.events);
     }
     let _ = writeln!(

@@ -23,7 +23,7 @@ impl Timing {
     pub fn words(self) -> &'static str {
         match self {
             Timing::RoundTrip => "time = VM exit to VM entry (KVM's events)",
-            Timing::Vmm => "time = the VMM's handling (edu-vmm)",
+            Timing::Vmm => "time = the VMM's own handling (edu-vmm)",
             Timing::None => "not timed: QEMU's TCG emulates devices without exits",
         }
     }
@@ -67,30 +67,29 @@ pub fn kvm_rows(events: &[Event]) -> Vec<Row> {
     t.rows()
 }
 
-/// The VMM's accesses per (kind, device, register), timed by the best
-/// measure the run has.
+/// The VMM's accesses per (kind, device, register), all timed by one
+/// measure: KVM's round trip when every access has one (KVM recorded the
+/// whole stretch), else the VMM's own handling time, else none.
 pub fn access_rows(events: &[Event], all: &[Event]) -> (Vec<Row>, Timing) {
     let trips = round_trips(all);
-    let has_vmm_time = events.iter().any(|e| e.is_access() && e.dur_ns > 0);
-    let timing = if !trips.is_empty() {
+    let trip = |e: &Event| {
+        let v = trips.get(&e.vcpu?)?;
+        let i = v.partition_point(|(a, _, _)| *a <= e.t_ns);
+        let (a, b, _) = v.get(i.checked_sub(1)?)?;
+        (*b >= e.t_ns).then(|| b - a)
+    };
+    let accesses: Vec<&Event> = events.iter().filter(|e| e.is_access()).collect();
+    let timing = if !accesses.is_empty() && accesses.iter().all(|e| trip(e).is_some()) {
         Timing::RoundTrip
-    } else if has_vmm_time {
+    } else if accesses.iter().any(|e| e.dur_ns > 0) {
         Timing::Vmm
     } else {
         Timing::None
     };
     let mut t = Tally::default();
-    for e in events.iter().filter(|e| e.is_access()) {
+    for e in accesses {
         let ns = match timing {
-            Timing::RoundTrip => e
-                .vcpu
-                .and_then(|v| trips.get(&v))
-                .and_then(|v| {
-                    let i = v.partition_point(|(a, _, _)| *a <= e.t_ns);
-                    let (a, b, _) = v.get(i.checked_sub(1)?)?;
-                    (*b >= e.t_ns).then(|| b - a)
-                })
-                .unwrap_or(e.dur_ns),
+            Timing::RoundTrip => trip(e).unwrap_or(0),
             Timing::Vmm => e.dur_ns,
             Timing::None => 0,
         };
@@ -143,6 +142,13 @@ mod tests {
         let (rows, timing) = access_rows(&all, &all);
         assert_eq!(timing, Timing::RoundTrip);
         assert_eq!((rows[0].reg.as_str(), rows[0].total_ns), ("FACTORIAL", 300));
+        // One access KVM did not record: the table falls back to one
+        // measure for all, the VMM's.
+        let mut early = a.clone();
+        early.t_ns = 10;
+        let mixed: Vec<Event> = std::iter::once(early).chain(all.iter().cloned()).collect();
+        let (rows, timing) = access_rows(&mixed, &mixed);
+        assert_eq!((timing, rows[0].total_ns), (Timing::Vmm, 40));
         let k = kvm_rows(&all);
         let hlt = k.iter().find(|r| r.kind == "hlt").unwrap();
         assert_eq!(hlt.total_ns, 1000);

@@ -104,7 +104,11 @@ pub fn exit_reason_words(reason: &str) -> &'static str {
         "EPT_MISCONFIG" => "EPT misconfiguration: KVM's marker for an MMIO page (reserved bits set)",
         "io" | "IO_INSTRUCTION" => "an IN/OUT instruction",
         "hlt" | "HLT" => "HLT: the guest is idle",
-        "intr" | "EXTERNAL_INTERRUPT" => "a host interrupt arrived while the guest ran",
+        "intr" | "interrupt" | "EXTERNAL_INTERRUPT" => {
+            "a host interrupt arrived while the guest ran"
+        }
+        "write_cr0" | "write_cr3" | "write_cr4" | "read_cr0" | "read_cr3" | "read_cr4"
+        | "CR_ACCESS" => "a control register access",
         "vintr" | "INTERRUPT_WINDOW" => "the guest can take an interrupt now",
         "msr" | "MSR_READ" | "MSR_WRITE" => "RDMSR/WRMSR (x2APIC registers, timers)",
         "cpuid" | "CPUID" => "CPUID",
