@@ -291,7 +291,8 @@ impl PciState {
         write: bool,
         value: u64,
     ) -> String {
-        let size = u16::from(size.max(1));
+        // A configuration access is at most 4 bytes; a log may say more.
+        let size = u16::from(size.clamp(1, 8));
         // Absent functions read all ones from their vendor ID: say so once.
         if !write && offset == 0 && value & 0xffff == 0xffff {
             return format!("{bdf} VENDOR_ID: no function here");
