@@ -115,3 +115,11 @@ build_static() {
     dir=${CARGO_TARGET_DIR:-$EDU_ROOT/target}
     echo "$dir/x86_64-unknown-linux-musl/release/$bin"
 }
+
+# Build a workspace binary for this host (release); prints its path.
+build_host() {
+    local pkg=$1 bin=${2:-$1}
+    cargo build -q --release -p "$pkg" --manifest-path "$EDU_ROOT/Cargo.toml" >&2 ||
+        die "cargo build of $pkg failed"
+    echo "${CARGO_TARGET_DIR:-$EDU_ROOT/target}/release/$bin"
+}

@@ -114,12 +114,16 @@ impl Device {
     /// write for as many bytes as `req` encodes (and as the ABI defines for
     /// `req`), or to memory this process cannot access at all.
     unsafe fn ioctl(&self, op: &'static str, req: u32, arg: *mut c_void) -> Result<i32, DevError> {
+        crate::marker::mark(format_args!("begin {op}"));
         // SAFETY: the fd is open for the lifetime of `self.file`; the caller
         // guarantees what the kernel may do with `arg`.
         let ret = unsafe { libc::ioctl(self.file.as_raw_fd(), req as libc::Ioctl, arg) };
         if ret < 0 {
-            Err(self.err(op, Errno::last()))
+            let errno = Errno::last();
+            crate::marker::mark(format_args!("end {op} {}", errno.name().unwrap_or("error")));
+            Err(self.err(op, errno))
         } else {
+            crate::marker::mark(format_args!("end {op} ok"));
             Ok(ret)
         }
     }

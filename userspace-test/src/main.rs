@@ -14,6 +14,7 @@ mod device;
 mod errno;
 mod hardening;
 mod lab;
+mod marker;
 mod output;
 mod selftest;
 

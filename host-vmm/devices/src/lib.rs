@@ -27,4 +27,7 @@
 
 pub mod edu;
 
-pub use edu::{EduClock, EduConfig, EduDevice, EduError, EduStats, RejectedRead};
+pub use edu::{
+    DmaOutcome, EduClock, EduConfig, EduDevice, EduError, EduEvent, EduObserver, EduStats,
+    RejectedRead,
+};

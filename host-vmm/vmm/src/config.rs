@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use edu_trace::recorder::Caps;
 
 /// Smallest guest RAM we accept: the boot structures live in the first MiB
 /// and a kernel is loaded at 1 MiB or above.
@@ -43,6 +44,9 @@ pub enum Error {
     /// The serial destination could not be parsed.
     #[error("invalid --serial {0:?}: use `stdout` or `file:PATH`")]
     Serial(String),
+    /// A trace cap could not be parsed.
+    #[error("invalid {0} {1:?}: use a number greater than 0 (bytes may have a K, M or G suffix)")]
+    TraceCap(&'static str, String),
     /// The kernel file is missing or unreadable.
     #[error("kernel {path}: {source}")]
     Kernel {
@@ -158,6 +162,24 @@ pub struct Cli {
     /// vCPU is (0: never).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub watchdog_secs: u64,
+
+    /// Record every exit the VMM handles and what the devices do (decoded,
+    /// one JSON event per line, CLOCK_MONOTONIC) into FILE; see
+    /// docs/trace.md.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
+    /// Stop recording after this many events (the rest are counted).
+    #[arg(long, default_value = "1000000", value_name = "N")]
+    pub trace_max_events: String,
+
+    /// Stop writing the trace at this size (suffixes K, M, G).
+    #[arg(long, default_value = "256M", value_name = "SIZE")]
+    pub trace_max_bytes: String,
+
+    /// Also write the exit statistics printed at the end as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
 }
 
 /// A validated VM configuration.
@@ -187,6 +209,12 @@ pub struct Config {
     pub seccomp: bool,
     /// Seconds without exits before the vCPUs report their position (0: off).
     pub watchdog_secs: u64,
+    /// Where the trace goes, if anywhere.
+    pub trace: Option<PathBuf>,
+    /// Its limits.
+    pub trace_caps: Caps,
+    /// Where the exit statistics go as JSON, if anywhere.
+    pub stats_json: Option<PathBuf>,
 }
 
 /// Parses "256", "256M", "1G", "65536K" into MiB.
@@ -231,6 +259,19 @@ pub fn parse_u64(s: &str) -> Option<u64> {
     }
 }
 
+/// Parses a byte count: decimal or 0x hex, optionally with K, M or G
+/// (powers of 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let (num, shift) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    parse_u64(num)?.checked_mul(1 << shift)
+}
+
 /// Parses `stdout` or `file:PATH`.
 pub fn parse_serial(s: &str) -> Result<SerialOut, Error> {
     if s == "stdout" {
@@ -266,6 +307,15 @@ impl TryFrom<&Cli> for Config {
                 source,
             })?;
         }
+        let cap = |flag, v: &str, parse: fn(&str) -> Option<u64>| {
+            parse(v)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::TraceCap(flag, v.to_string()))
+        };
+        let trace_caps = Caps {
+            max_events: cap("--trace-max-events", &cli.trace_max_events, parse_u64)?,
+            max_bytes: cap("--trace-max-bytes", &cli.trace_max_bytes, parse_size)?,
+        };
         Ok(Config {
             kernel: cli.kernel.clone(),
             initramfs: cli.initramfs.clone(),
@@ -279,6 +329,9 @@ impl TryFrom<&Cli> for Config {
             trace_devices: cli.trace_devices,
             seccomp: !cli.no_seccomp,
             watchdog_secs: cli.watchdog_secs,
+            trace: cli.trace.clone(),
+            trace_caps,
+            stats_json: cli.stats_json.clone(),
         })
     }
 }
@@ -365,5 +418,43 @@ mod tests {
         assert_eq!(ok.edu_devices, 2);
         assert_eq!(ok.edu_dma_mask, 0x0fff_ffff);
         assert!(ok.seccomp);
+        assert_eq!(ok.trace, None);
+        assert_eq!(ok.trace_caps, Caps::default());
+    }
+
+    #[test]
+    fn trace_caps_parse_and_name_the_flag() {
+        let exe = std::env::current_exe().unwrap();
+        let k = exe.to_str().unwrap();
+        let c = Config::try_from(&cli(&[
+            "--kernel",
+            k,
+            "--trace",
+            "/x/t.jsonl",
+            "--trace-max-events",
+            "5000",
+            "--trace-max-bytes",
+            "64K",
+        ]))
+        .unwrap();
+        assert_eq!(c.trace, Some(PathBuf::from("/x/t.jsonl")));
+        assert_eq!(
+            c.trace_caps,
+            Caps {
+                max_events: 5000,
+                max_bytes: 65536
+            }
+        );
+        let e = Config::try_from(&cli(&["--kernel", k, "--trace-max-bytes", "lots"])).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid --trace-max-bytes \"lots\""),
+            "{e}"
+        );
+        let e = Config::try_from(&cli(&["--kernel", k, "--trace-max-events", "0"])).unwrap_err();
+        assert!(matches!(e, Error::TraceCap("--trace-max-events", _)), "{e}");
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("0x100"), Some(256));
+        assert_eq!(parse_size("12Q"), None);
     }
 }

@@ -7,7 +7,8 @@
 //! command line, zero page or PVH start_info) -> [`cpu`] (GDT, page tables,
 //! CPUID, MSRs, registers) -> [`legacy`] and [`bus`] (devices) ->
 //! [`mptable`] (CPUs, IOAPIC, interrupt routing) -> [`vcpu`] (run loop) ->
-//! [`seccomp`]; [`vmm`] ties them together.
+//! [`seccomp`]; [`vmm`] ties them together. [`trace`] is the I/O trace and
+//! the exit statistics.
 
 pub mod boot;
 pub mod bus;
@@ -21,6 +22,7 @@ pub mod memory;
 pub mod mptable;
 pub mod pci;
 pub mod seccomp;
+pub mod trace;
 pub mod vcpu;
 pub mod vmm;
 

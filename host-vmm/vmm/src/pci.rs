@@ -50,6 +50,7 @@ use crate::config::Config;
 use crate::legacy::lock;
 use crate::memory::{PCI_MMIO_END, PCI_MMIO_START};
 use crate::mptable;
+use crate::trace::{IrqTrace, Tracing};
 
 /// First configuration port (CONFIG_ADDRESS).
 const CONFIG_PORT: u16 = 0xcf8;
@@ -98,12 +99,19 @@ pub struct KvmInterrupts {
     /// Signalled when `level` drops.
     lowered: Condvar,
     trace: bool,
+    /// The I/O trace's record of what is sent (`--trace`).
+    events: Option<IrqTrace>,
 }
 
 impl KvmInterrupts {
     /// Delivery for a device whose INTA is wired to `gsi`; registers the
-    /// irqfd and starts the resample thread.
-    pub fn new(vm: Arc<VmFd>, gsi: u32, trace: bool) -> Result<Arc<Self>, Error> {
+    /// irqfd and starts the resample thread. `events` records what is sent.
+    pub fn new(
+        vm: Arc<VmFd>,
+        gsi: u32,
+        trace: bool,
+        events: Option<IrqTrace>,
+    ) -> Result<Arc<Self>, Error> {
         let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(Error::EventFd)?;
         let resample = EventFd::new(0).map_err(Error::EventFd)?;
         vm.register_irqfd_with_resample(&irqfd, &resample, gsi)
@@ -115,6 +123,7 @@ impl KvmInterrupts {
             level: Mutex::new(false),
             lowered: Condvar::new(),
             trace,
+            events,
         });
         let weak = Arc::downgrade(&me);
         std::thread::Builder::new()
@@ -140,6 +149,9 @@ impl KvmInterrupts {
             .lowered
             .wait_timeout_while(level, INTX_REASSERT_GRACE, |l| *l)
             .unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = &self.events {
+            t.resample(self.gsi, *level);
+        }
         if *level {
             if self.trace {
                 log::info!(
@@ -172,6 +184,9 @@ impl InterruptSink for KvmInterrupts {
             log::info!("intx gsi {} assert", self.gsi);
         }
         *lock(&self.level) = true;
+        if let Some(t) = &self.events {
+            t.intx(self.gsi, true);
+        }
         self.irqfd.write(1).map_err(Self::io_err)
     }
 
@@ -184,12 +199,18 @@ impl InterruptSink for KvmInterrupts {
         }
         *lock(&self.level) = false;
         self.lowered.notify_all();
+        if let Some(t) = &self.events {
+            t.intx(self.gsi, false);
+        }
         Ok(())
     }
 
     fn send_msi(&self, msg: MsiMessage) -> Result<(), InterruptError> {
         if self.trace {
             log::info!("msi address {:#x} data {:#x}", msg.address, msg.data);
+        }
+        if let Some(t) = &self.events {
+            t.msi(msg.address, msg.data);
         }
         self.vm
             .signal_msi(kvm_msi_from(msg))
@@ -261,20 +282,36 @@ pub struct PciDevices {
 }
 
 impl PciDevices {
-    /// Creates `c.edu_devices` edu devices in slots 1.. with their BARs placed.
-    pub fn new(vm: Arc<VmFd>, mem: &GuestMemoryMmap, c: &Config) -> Result<Self, Error> {
+    /// Creates `c.edu_devices` edu devices in slots 1.. with their BARs
+    /// placed; `tracing` records what they do and send.
+    pub fn new(
+        vm: Arc<VmFd>,
+        mem: &GuestMemoryMmap,
+        c: &Config,
+        tracing: &Tracing,
+    ) -> Result<Self, Error> {
         let edu_config = EduConfig {
             dma_delay: Duration::from_millis(c.edu_dma_delay_ms),
             dma_mask: c.edu_dma_mask,
             ..EduConfig::default()
         };
-        Self::with_interrupts(mem, c.edu_devices, edu_config, |slot| {
+        let pci = Self::with_interrupts(mem, c.edu_devices, edu_config, |slot| {
             // Not allocated: INTA of a slot is wired to a fixed IOAPIC pin,
             // which the MP table describes (see mptable::pci_slot_gsi).
-            let irq: Arc<dyn InterruptSink> =
-                KvmInterrupts::new(vm.clone(), mptable::pci_slot_gsi(slot), c.trace_devices)?;
+            let irq: Arc<dyn InterruptSink> = KvmInterrupts::new(
+                vm.clone(),
+                mptable::pci_slot_gsi(slot),
+                c.trace_devices,
+                tracing.irq(slot - 1),
+            )?;
             Ok(irq)
-        })
+        })?;
+        for (i, (_, edu)) in pci.edus.iter().enumerate() {
+            if let Some(o) = tracing.edu(i as u8) {
+                edu.set_observer(o);
+            }
+        }
+        Ok(pci)
     }
 
     /// [`PciDevices::new`] with the interrupt delivery of each slot from
@@ -324,6 +361,20 @@ impl PciDevices {
     /// The bus as the VMM's port/MMIO router sees it.
     pub fn access(&self) -> Arc<dyn PciAccess> {
         Arc::new(BusAccess(self.bus.clone()))
+    }
+
+    /// (slot, BAR0 address) of each edu, in edu order, as the guest left
+    /// them.
+    pub fn bars(&self) -> Vec<(u8, u64)> {
+        self.edus
+            .iter()
+            .map(|(slot, _)| {
+                let mut b = [0u8; 4];
+                self.bus
+                    .config_read(PciAddress::new(0, *slot, 0), PCI_BAR0, &mut b);
+                (*slot, u64::from(u32::from_le_bytes(b) & !0xf))
+            })
+            .collect()
     }
 
     /// Per-device counters, for the exit report.

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use kvm_bindings::{kvm_run, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_IO, KVM_EXIT_IO_OUT};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
+use edu_trace::decode::Space;
+
 use crate::bus::{Bus, PioOutcome};
+use crate::trace::ExitLog;
 
 /// `KVM_SYSTEM_EVENT_SHUTDOWN` and `KVM_SYSTEM_EVENT_RESET`.
 const SYSTEM_EVENT_SHUTDOWN: u32 = 1;
@@ -108,12 +111,13 @@ pub struct Vcpu {
     fd: VcpuFd,
     id: u8,
     bus: Arc<Bus>,
+    log: ExitLog,
 }
 
 impl Vcpu {
-    /// Wraps a configured vCPU.
-    pub fn new(fd: VcpuFd, id: u8, bus: Arc<Bus>) -> Self {
-        Vcpu { fd, id, bus }
+    /// Wraps a configured vCPU; `log` times (and traces) its exits.
+    pub fn new(fd: VcpuFd, id: u8, bus: Arc<Bus>, log: ExitLog) -> Self {
+        Vcpu { fd, id, bus, log }
     }
 
     /// Logs where the vCPU is (after a watchdog kick: the guest made no
@@ -169,9 +173,16 @@ impl Vcpu {
             unsafe { std::slice::from_raw_parts_mut(base.add(io.data_offset as usize), len) };
         let write = u32::from(io.direction) == KVM_EXIT_IO_OUT;
         for element in pio_elements(data, io.size) {
-            if !write {
+            let t0 = ExitLog::start();
+            let outcome = if write {
+                self.bus.pio_write(io.port, element)
+            } else {
                 self.bus.pio_read(io.port, element);
-            } else if self.bus.pio_write(io.port, element) == PioOutcome::Reset {
+                PioOutcome::Done
+            };
+            self.log
+                .access(Space::Port, write, io.port.into(), element, t0);
+            if outcome == PioOutcome::Reset {
                 return Some(VmExit::Reset);
             }
         }
@@ -188,11 +199,15 @@ impl Vcpu {
         match r {
             Ok(VcpuExit::IoIn(..)) | Ok(VcpuExit::IoOut(..)) => self.port_io(),
             Ok(VcpuExit::MmioRead(addr, data)) => {
+                let t0 = ExitLog::start();
                 self.bus.mmio_read(addr, data);
+                self.log.access(Space::Mmio, false, addr, data, t0);
                 None
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
+                let t0 = ExitLog::start();
                 self.bus.mmio_write(addr, data);
+                self.log.access(Space::Mmio, true, addr, data, t0);
                 None
             }
             Ok(VcpuExit::Hlt) => {

@@ -26,6 +26,7 @@ use crate::memory;
 use crate::mptable;
 use crate::pci::{self, PciDevices};
 use crate::seccomp;
+use crate::trace::{self, Tracing};
 use crate::vcpu::{Vcpu, VmExit};
 
 /// Handler of the kick signal: it only has to exist, so that the signal
@@ -74,6 +75,9 @@ pub enum Error {
     /// The kick signal handler could not be installed.
     #[error("installing the vCPU kick signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    /// The trace or the statistics file failed.
+    #[error(transparent)]
+    Trace(#[from] trace::Error),
     /// All vCPU threads ended without a reason.
     #[error("all vCPU threads ended without reporting why")]
     NoExitReason,
@@ -86,6 +90,7 @@ pub struct Vmm {
     vcpus: Vec<Vcpu>,
     bus: Arc<Bus>,
     pci: PciDevices,
+    tracing: Tracing,
     _vm: Arc<VmFd>,
     _kvm: Kvm,
     _mem: GuestMemoryMmap,
@@ -101,15 +106,21 @@ impl TryFrom<Config> for Vmm {
         let vm = Arc::new(Self::create_vm(&kvm)?);
         let mem = Self::create_memory(&vm, config.memory_bytes)?;
         let kernel = Self::load_boot_images(&mem, &config)?;
-        let (bus, pci) = Self::create_devices(&vm, &mem, &config)?;
+        let mut tracing = Tracing::new(
+            config.trace.as_ref(),
+            config.trace_caps,
+            config.stats_json.as_ref(),
+        )?;
+        let (bus, pci) = Self::create_devices(&vm, &mem, &config, &tracing)?;
         let slots = pci.slots();
         mptable::setup(&mem, config.vcpus, &slots)?;
-        let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus)?;
+        let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus, &mut tracing)?;
         Ok(Vmm {
             config,
             vcpus,
             bus,
             pci,
+            tracing,
             _vm: vm,
             _kvm: kvm,
             _mem: mem,
@@ -197,6 +208,7 @@ impl Vmm {
         vm: &Arc<VmFd>,
         mem: &GuestMemoryMmap,
         c: &Config,
+        tracing: &Tracing,
     ) -> Result<(Arc<Bus>, PciDevices), Error> {
         let out: legacy::ConsoleOut = match &c.serial {
             SerialOut::Stdout => Box::new(std::io::stdout()),
@@ -214,7 +226,7 @@ impl Vmm {
             reset_rx,
             c.trace_devices,
         );
-        let pci = PciDevices::new(vm.clone(), mem, c)?;
+        let pci = PciDevices::new(vm.clone(), mem, c, tracing)?;
         bus.set_pci(pci.access());
         Ok((Arc::new(bus), pci))
     }
@@ -226,6 +238,7 @@ impl Vmm {
         c: &Config,
         kernel: &LoadedKernel,
         bus: &Arc<Bus>,
+        tracing: &mut Tracing,
     ) -> Result<Vec<Vcpu>, Error> {
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -241,7 +254,7 @@ impl Vmm {
             if id == 0 {
                 cpu::configure_boot_vcpu(&fd, kernel.entry.0, kernel.mode)?;
             }
-            vcpus.push(Vcpu::new(fd, id, bus.clone()));
+            vcpus.push(Vcpu::new(fd, id, bus.clone(), tracing.exit_log(id)));
         }
         Ok(vcpus)
     }
@@ -260,6 +273,8 @@ impl Vmm {
         // A signal that only interrupts KVM_RUN, for the watchdog's kick.
         register_signal_handler(SIGRTMIN(), kick_handler)
             .map_err(|e| Error::Signal(std::io::Error::from_raw_os_error(e.errno())))?;
+        // The trace writer is a thread too: it starts before the filter.
+        self.tracing.start(&self.pci.bars())?;
         let mut threads = Vec::new();
         for (i, v) in vcpus.into_iter().enumerate() {
             let tx = tx.clone();
@@ -311,6 +326,7 @@ impl Vmm {
         for (slot, st) in self.pci.stats() {
             log::info!("edu 00:{slot:02x}.0: {st:?}");
         }
+        self.tracing.finish(&self.pci.bars())?;
         Ok(exit)
     }
 

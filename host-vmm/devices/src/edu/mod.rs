@@ -26,6 +26,7 @@
 //! Either way, [`EduDevice::wait_idle`] returns once no factorial or DMA is
 //! pending (in manual mode it advances time to the last deadline itself).
 
+pub mod events;
 pub mod regs;
 pub mod state;
 
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use vm_memory::GuestMemory;
 
+pub use events::{DmaOutcome, EduEvent, EduObserver};
 pub use regs::{DEFAULT_DMA_MASK, DMA_BUF_SIZE, DMA_BUF_START};
 pub use state::DmaRegs;
 
@@ -228,6 +230,12 @@ impl<M: GuestMemory + Send + Sync + 'static> EduDevice<M> {
             }
         };
         Ok(EduDevice { shared, worker })
+    }
+
+    /// Sends the device's [`EduEvent`]s (factorial done, DMA started and
+    /// done, interrupt status changes) to `observer` from now on.
+    pub fn set_observer(&self, observer: Arc<dyn EduObserver>) {
+        self.shared.lock().state.set_observer(observer);
     }
 
     /// Guest read of `data.len()` bytes at `offset` in BAR0.

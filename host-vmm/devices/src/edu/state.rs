@@ -6,10 +6,12 @@
 //! interrupt sink it needs, so the same code runs under the worker thread,
 //! under a manual test clock and inside a fuzz target.
 
+use super::events::{DmaOutcome, EduEvent, EduObserver};
 use super::regs::*;
 use super::{EduConfig, EduError, EduStats, RejectedRead};
 use edu_pci::config::{ConfigSpace, Type0Header};
 use edu_pci::{BarKind, BarSpec, InterruptSink, IntxPin, MsiCapability};
+use std::sync::Arc;
 use std::time::Duration;
 use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 
@@ -58,6 +60,17 @@ pub struct EduState {
     dma_mask: u64,
     rejected_read: RejectedRead,
     pub(crate) stats: EduStats,
+    observer: Observer,
+}
+
+/// The optional [`EduObserver`], printable for `Debug`.
+#[derive(Clone, Default)]
+struct Observer(Option<Arc<dyn EduObserver>>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 /// Computes `n!` mod 2^32 as QEMU's edu thread does (`ret *= val--` on a
@@ -111,7 +124,19 @@ impl EduState {
             dma_mask: cfg.dma_mask,
             rejected_read: cfg.rejected_read,
             stats: EduStats::default(),
+            observer: Observer::default(),
         })
+    }
+
+    /// Sends every later [`EduEvent`] to `observer`.
+    pub fn set_observer(&mut self, observer: Arc<dyn EduObserver>) {
+        self.observer = Observer(Some(observer));
+    }
+
+    fn emit(&self, e: EduEvent) {
+        if let Some(o) = &self.observer.0 {
+            o.event(e);
+        }
     }
 
     /// Whether a factorial is being computed.
@@ -252,6 +277,10 @@ impl EduState {
                 }
                 self.dma.cmd = val;
                 self.dma_deadline = Some(now.saturating_add(self.dma_delay));
+                self.emit(EduEvent::DmaStarted {
+                    regs: self.dma,
+                    delay: self.dma_delay,
+                });
                 return Kick::Dma;
             }
             _ => {}
@@ -270,16 +299,23 @@ impl EduState {
         if self.computing() {
             self.finish_factorial(irq);
         }
-        if self.dma_deadline.is_some_and(|d| d <= now) {
+        if let Some(deadline) = self.dma_deadline.filter(|d| *d <= now) {
             self.dma_deadline = None;
-            self.finish_dma(mem, irq);
+            // The command came `dma_delay` before the deadline.
+            let waited = now.saturating_sub(deadline.saturating_sub(self.dma_delay));
+            self.finish_dma(mem, irq, waited);
         }
     }
 
     fn finish_factorial(&mut self, irq: &dyn InterruptSink) {
-        self.fact = factorial(self.fact);
+        let n = self.fact;
+        self.fact = factorial(n);
         self.status &= !STATUS_COMPUTING;
         self.stats.factorials += 1;
+        self.emit(EduEvent::FactorialDone {
+            n,
+            result: self.fact,
+        });
         if self.status & STATUS_IRQFACT != 0 {
             self.raise_irq(IRQ_FACTORIAL, irq);
         }
@@ -296,7 +332,12 @@ impl EduState {
         Some(start as usize..end as usize)
     }
 
-    fn finish_dma<M: GuestMemory + ?Sized>(&mut self, mem: &M, irq: &dyn InterruptSink) {
+    fn finish_dma<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        irq: &dyn InterruptSink,
+        waited: Duration,
+    ) {
         let d = self.dma;
         let to_ram = d.cmd & DMA_CMD_TO_RAM != 0;
         let (buf_addr, ram_raw) = if to_ram {
@@ -323,7 +364,7 @@ impl EduState {
                 || (ram.checked_add(d.cnt).is_some()
                     && mem.check_range(GuestAddress(ram), r.len(), perm))
         });
-        match range {
+        let outcome = match range {
             Some(r) if ram_ok => {
                 if !self.config.bus_master_enabled() {
                     // QEMU: with bus mastering off the device's DMA address
@@ -336,15 +377,20 @@ impl EduState {
                     if !to_ram {
                         self.buf[r].fill(0);
                     }
+                    DmaOutcome::Blocked
                 } else {
                     let res = if to_ram {
                         mem.write_slice(&self.buf[r], GuestAddress(ram))
                     } else {
                         mem.read_slice(&mut self.buf[r], GuestAddress(ram))
                     };
-                    if let Err(e) = res {
-                        self.stats.dma_errors += 1;
-                        log::error!("edu: DMA to guest memory at {ram:#x} failed: {e}");
+                    match res {
+                        Ok(()) => DmaOutcome::Copied,
+                        Err(e) => {
+                            self.stats.dma_errors += 1;
+                            log::error!("edu: DMA to guest memory at {ram:#x} failed: {e}");
+                            DmaOutcome::Failed
+                        }
                     }
                 }
             }
@@ -359,10 +405,17 @@ impl EduState {
                     d.cnt,
                     DMA_BUF_START + DMA_BUF_SIZE as u64 - 1
                 ));
+                DmaOutcome::OutOfRange
             }
-        }
+        };
         self.dma.cmd &= !DMA_CMD_RUN;
         self.stats.dma_completed += 1;
+        self.emit(EduEvent::DmaDone {
+            regs: d,
+            ram,
+            outcome,
+            waited,
+        });
         if self.dma.cmd & DMA_CMD_IRQ != 0 {
             self.raise_irq(IRQ_DMA, irq);
         }
@@ -386,7 +439,7 @@ impl EduState {
     /// QEMU's `edu_raise_irq`: OR `val` into the status; if the status is
     /// non-zero, send an MSI (when enabled) or drive INTx high.
     pub fn raise_irq(&mut self, val: u32, irq: &dyn InterruptSink) {
-        self.irq_status |= val;
+        self.set_irq_status(self.irq_status | val);
         if self.irq_status == 0 {
             return;
         }
@@ -400,9 +453,17 @@ impl EduState {
     /// QEMU's `edu_lower_irq`: clear `val` from the status; drive INTx low
     /// when it reaches zero and MSI is off.
     pub fn lower_irq(&mut self, val: u32, irq: &dyn InterruptSink) {
-        self.irq_status &= !val;
+        self.set_irq_status(self.irq_status & !val);
         if self.irq_status == 0 && !self.msi_enabled() {
             self.set_intx(false, irq);
+        }
+    }
+
+    fn set_irq_status(&mut self, new: u32) {
+        let old = self.irq_status;
+        self.irq_status = new;
+        if old != new {
+            self.emit(EduEvent::IrqStatus { old, new });
         }
     }
 
@@ -546,6 +607,93 @@ mod tests {
             self.s.read_buffer(0, &mut v);
             v
         }
+    }
+
+    /// An observer that keeps what it is told.
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<EduEvent>>);
+
+    impl EduObserver for Seen {
+        fn event(&self, e: EduEvent) {
+            self.0.lock().unwrap().push(e);
+        }
+    }
+
+    #[test]
+    fn observer_sees_factorial_dma_and_status_changes() {
+        let mut r = Rig::with(EduConfig {
+            dma_delay: Duration::from_millis(100),
+            ..EduConfig::manual()
+        });
+        let seen = Arc::new(Seen::default());
+        r.s.set_observer(seen.clone());
+        r.w32(REG_STATUS, STATUS_IRQFACT);
+        r.w32(REG_FACTORIAL, 10);
+        r.step(Duration::ZERO);
+        r.w32(REG_IRQ_ACK, IRQ_FACTORIAL);
+        r.w64(REG_DMA_SRC, 0x1000);
+        r.w64(REG_DMA_DST, DMA_BUF_START);
+        r.w64(REG_DMA_CNT, 4);
+        r.w64(REG_DMA_CMD, DMA_CMD_RUN | DMA_CMD_IRQ);
+        r.step(Duration::from_millis(60));
+        r.step(Duration::from_millis(50));
+        // A raise of bits already set changes nothing: no event.
+        r.w32(REG_IRQ_RAISE, IRQ_DMA);
+        let regs = DmaRegs {
+            src: 0x1000,
+            dst: DMA_BUF_START,
+            cnt: 4,
+            cmd: DMA_CMD_RUN | DMA_CMD_IRQ,
+        };
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [
+                EduEvent::FactorialDone {
+                    n: 10,
+                    result: 3_628_800
+                },
+                EduEvent::IrqStatus { old: 0, new: 1 },
+                EduEvent::IrqStatus { old: 1, new: 0 },
+                EduEvent::DmaStarted {
+                    regs,
+                    delay: Duration::from_millis(100)
+                },
+                EduEvent::DmaDone {
+                    regs,
+                    ram: 0x1000,
+                    outcome: DmaOutcome::Copied,
+                    waited: Duration::from_millis(110),
+                },
+                EduEvent::IrqStatus {
+                    old: 0,
+                    new: IRQ_DMA
+                },
+            ]
+        );
+        // Out of range and with bus mastering off, it says so.
+        r.dma(DMA_BUF_START, 0x2000, 8192, DMA_CMD_TO_RAM);
+        r.step(Duration::from_millis(100));
+        r.cfg_w16(COMMAND, COMMAND_MEMORY);
+        r.dma(0x1000, DMA_BUF_START, 4, 0);
+        r.step(Duration::from_millis(100));
+        let outcomes: Vec<DmaOutcome> = seen
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                EduEvent::DmaDone { outcome, .. } => Some(*outcome),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                DmaOutcome::Copied,
+                DmaOutcome::OutOfRange,
+                DmaOutcome::Blocked
+            ]
+        );
     }
 
     #[test]
