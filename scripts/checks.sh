@@ -1,0 +1,120 @@
+# shellcheck shell=bash
+# The verdicts scripts/test reaches on a guest case's console log,
+# $logs/NAME.log. Source it after lib.sh, with pass/fail defined;
+# scripts/check-scripts runs these same functions on sample logs.
+
+# Kernel reports of a bug: oopses, BUG and WARNING splats, lockdep, slab
+# debugging, Rust panics, hung tasks and stalls. None may appear anywhere in
+# a guest's console: before or after its end line, from L2 or a nested L1.
+KERNEL_ERRORS='Oops|BUG:|(^|\] )BUG |WARNING:|Call Trace|rust_panic|panicked at|Kernel panic'
+KERNEL_ERRORS+='|general protection fault|Unable to handle kernel|INFO: possible|INFO: task .* blocked'
+KERNEL_ERRORS+='|circular locking|inconsistent lock|DMA-API: .*device driver|kobject.*(not initialized|already)'
+KERNEL_ERRORS+='|UBSAN:|KFENCE:|soft lockup|hard LOCKUP|detected stall|Poison overwritten|Redzone overwritten'
+KERNEL_ERRORS+='|refcount_t:|list_(add|del) corruption'
+
+# The probe line the driver logs for each bound device.
+PROBE='edu 0000:00:0[0-9a-f]\.0: .*1234:11e8.*0x010000ed'
+
+# The selftest cases that skip with one edu device.
+ONE_DEVICE_SKIPS=(two-devices two-devices-parallel)
+
+# expect NAME REGEX [COUNT]: the case's console has at least COUNT (default
+# 1) lines matching the extended REGEX.
+expect() {
+    local n
+    n=$(tr -d '\r' <"$logs/$1.log" | grep -cE -- "$2")
+    if [ "$n" -ge "${3:-1}" ]; then return 0; fi
+    fail "$1" "expected ${3:-1} line(s) matching /$2/, found $n"
+    return 1
+}
+
+# reject NAME REGEX [FILE...]: no line of the case's console (or of the
+# FILEs) matches REGEX.
+reject() {
+    local name=$1 re=$2 files
+    shift 2
+    files=("$@")
+    [ ${#files[@]} -gt 0 ] || files=("$logs/$name.log")
+    if cat "${files[@]}" | tr -d '\r' | grep -E -- "$re" >"$logs/$name.rejected"; then
+        head -n 20 "$logs/$name.rejected"
+        fail "$name" "found lines matching /$re/ (above)"
+        return 1
+    fi
+}
+
+# kernel_clean NAME [FILE...]: no kernel bug report in the case's console(s).
+kernel_clean() {
+    local name=$1
+    shift
+    reject "$name" "$KERNEL_ERRORS" "$@"
+}
+
+# probes NAME N: the driver probed exactly N distinct devices (a device
+# probed again after a rebind counts once).
+probes() {
+    local n
+    n=$(tr -d '\r' <"$logs/$1.log" | grep -oE -- "$PROBE" | grep -oE '0000:00:[0-9a-f]{2}\.0' | sort -u | wc -l)
+    [ "$n" = "$2" ] && return 0
+    fail "$1" "expected probe lines of $2 distinct device(s), found $n"
+    return 1
+}
+
+ended_ok() { expect "$1" 'EDU-RS-GUEST-END status=0([^0-9]|$)'; }
+
+check_probe_1() { probes "$1" 1 && ended_ok "$1"; }
+check_probe_2() { probes "$1" 2 && ended_ok "$1"; }
+
+# selftest NAME [SKIP...]: the framed `edu-test --json selftest` report has
+# every listed case exactly once, the SKIPs skipped and every other case
+# passed (edu-verdict; $EDU_VERDICT is the binary, $SELFTEST_LIST the output
+# of `edu-test selftest --list`).
+selftest() {
+    local name=$1 s args=() out
+    shift
+    for s; do args+=(--skip "$s"); done
+    if out=$("$EDU_VERDICT" selftest --log "$logs/$name.log" --list "$SELFTEST_LIST" ${args[@]+"${args[@]}"} 2>&1); then
+        echo "  $out"
+        return 0
+    fi
+    printf '%s\n' "$out" | head -n 30
+    fail "$name" "the selftest's report is not the expected one (above)"
+    return 1
+}
+
+check_selftest_one() { ended_ok "$1" && selftest "$1" "${ONE_DEVICE_SKIPS[@]}"; }
+check_selftest_msi() { check_selftest_one "$1" && expect "$1" '"irq_mode":"msi"'; }
+check_selftest_intx() { check_selftest_one "$1" && expect "$1" '"irq_mode":"intx"'; }
+check_selftest_two() { ended_ok "$1" && selftest "$1" && probes "$1" 2; }
+check_selftest_debug() { check_selftest_two "$1" && expect "$1" '"irq_mode":"msi"'; }
+
+# The lab flow's kernel log, in the lab report's format. The driver logs
+# with dev_info!, so each line may carry the "edu 0000:00:02.0: " prefix.
+check_lab() {
+    local n=$1 L='\] (edu [0-9a-f:.]+: )?'
+    ended_ok "$n" &&
+        expect "$n" '^init: pci_edu has major [0-9]+' &&
+        expect "$n" "${L}length 100000$" &&
+        expect "$n" "${L}config 0 34$" && expect "$n" "${L}config 1 12$" &&
+        expect "$n" "${L}config 2 e8$" && expect "$n" "${L}config 3 11$" &&
+        expect "$n" "${L}config 3f [0-9a-f]+$" &&
+        expect "$n" "${L}dev->irq [0-9a-f]+$" &&
+        expect "$n" "${L}io 0 10000ed$" && expect "$n" "${L}io 94 [0-9a-f]+$" &&
+        expect "$n" "${L}irq_handler irq = [0-9]+ dev = [0-9]+ irq_status = 12345678$" &&
+        expect "$n" "${L}receive a FACTORIAL interrupter!$" &&
+        expect "$n" "${L}irq_handler irq = [0-9]+ dev = [0-9]+ irq_status = 1$" &&
+        expect "$n" "${L}computing result 375f00$" &&
+        expect "$n" "${L}receive a DMA write interrupter!$" &&
+        expect "$n" "${L}receive a DMA read interrupter!$" &&
+        expect "$n" "${L}irq_handler irq = [0-9]+ dev = [0-9]+ irq_status = 100$" 2
+}
+
+# A DMA that outlives the driver's wait (edu-vmm's DMA slowed to 3 s, the
+# driver waits 2 s): the caller gets ETIMEDOUT, the device keeps working,
+# the abandoned DMA still lands (read back after reloading the module with
+# a longer wait), and the device counts both DMAs as completed.
+check_late_dma() {
+    ended_ok "$1" &&
+        expect "$1" 'EDU_IOC_DMA_TO_DEVICE: ETIMEDOUT' && expect "$1" '^write-rc=1$' &&
+        expect "$1" '^5! mod 2\^32 = 120 ' && expect "$1" '^late-dma-ok$' && expect "$1" '^read-rc=0$' &&
+        expect "$1" 'dma_completed: 2,' && reject "$1" 'interrupt_errors: [1-9]'
+}
