@@ -43,6 +43,9 @@ export EDU_DEPTH_NEXT=$((EDU_DEPTH + 1))
 EDU_GROUPS=()
 EDU_DOING=
 if [ "$EDU_DEPTH" = 0 ] && [ -t 0 ]; then EDU_STTY=$(stty -g 2>/dev/null || true); fi
+# The script's own standard error, for the interruption's line: the handler
+# may run inside a function whose output goes to a log.
+exec {EDU_STDERR}>&2
 
 # group_start CMD...: starts CMD (an external command) as a group of its own;
 # its pid, which is also its process group and session, is in EDU_GROUP_PID.
@@ -102,7 +105,7 @@ interrupted() {
     if [ "$EDU_DEPTH" = 0 ]; then
         [ -z "${EDU_STTY:-}" ] || stty "$EDU_STTY" 2>/dev/null
         printf '\n\033[1;31m%s: interrupted by SIG%s%s; stopped everything it had started\033[0m\n' \
-            "$EDU_SCRIPT" "$1" "${EDU_DOING:+ during $EDU_DOING}" >&2
+            "$EDU_SCRIPT" "$1" "${EDU_DOING:+ during $EDU_DOING}" >&"$EDU_STDERR"
     fi
     exit 130
 }
