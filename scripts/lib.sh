@@ -61,7 +61,7 @@ group_start() {
 group_wait() {
     local pid=$1 rc g kept=()
     wait "$pid" && rc=0 || rc=$?
-    kill -KILL -- "-$pid" 2>/dev/null
+    kill -KILL -- "-$pid" 2>/dev/null || true # usually nothing is left
     for g in "${EDU_GROUPS[@]}"; do [ "$g" = "$pid" ] || kept+=("$g"); done
     EDU_GROUPS=(${kept[@]+"${kept[@]}"})
     return "$rc"
