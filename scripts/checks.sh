@@ -28,25 +28,33 @@ expect() {
     return 1
 }
 
-# reject NAME REGEX [FILE...]: no line of the case's console (or of the
-# FILEs) matches REGEX.
+# reject NAME REGEX: no line of the case's console matches REGEX.
 reject() {
-    local name=$1 re=$2 files
-    shift 2
-    files=("$@")
-    [ ${#files[@]} -gt 0 ] || files=("$logs/$name.log")
-    if cat "${files[@]}" | tr -d '\r' | grep -E -- "$re" >"$logs/$name.rejected"; then
-        head -n 20 "$logs/$name.rejected"
-        fail "$name" "found lines matching /$re/ (above)"
+    if tr -d '\r' <"$logs/$1.log" | grep -E -- "$2" >"$logs/$1.rejected"; then
+        head -n 20 "$logs/$1.rejected"
+        fail "$1" "found lines matching /$2/ (above)"
         return 1
     fi
 }
 
-# kernel_clean NAME [FILE...]: no kernel bug report in the case's console(s).
+# Kernel messages a case provokes on purpose, by case name: an extended
+# regex of lines kernel_clean leaves out for that case (whose own check then
+# accounts for them). For example, a fault-injection case whose failed
+# allocation of a /proc/irq file makes free_irq warn in remove_proc_entry.
+declare -A KERNEL_NOISE=()
+
+# kernel_clean NAME [FILE...]: no kernel bug report in the case's console
+# (or the FILEs) but its KERNEL_NOISE.
 kernel_clean() {
-    local name=$1
+    local name=$1 noise=${KERNEL_NOISE[$1]:-'^$'} files
     shift
-    reject "$name" "$KERNEL_ERRORS" "$@"
+    files=("$@")
+    [ ${#files[@]} -gt 0 ] || files=("$logs/$name.log")
+    if cat "${files[@]}" | tr -d '\r' | grep -vE -- "$noise" | grep -E -- "$KERNEL_ERRORS" >"$logs/$name.rejected"; then
+        head -n 20 "$logs/$name.rejected"
+        fail "$name" "the kernel reported a bug (above; log: ${files[*]##*/})"
+        return 1
+    fi
 }
 
 # probes NAME N: the driver probed exactly N distinct devices (a device
