@@ -26,5 +26,6 @@
 //! ```
 
 pub mod edu;
+pub mod guest_log;
 
 pub use edu::{EduClock, EduConfig, EduDevice, EduError, EduStats, RejectedRead};

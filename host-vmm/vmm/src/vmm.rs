@@ -308,6 +308,16 @@ impl Vmm {
             s.mmio.load(Ordering::Relaxed),
             s.unhandled.load(Ordering::Relaxed),
         );
+        let (lost, reset_errors) = (
+            self.bus.legacy().console_lost.count(),
+            self.bus.legacy().reset_errors.count(),
+        );
+        if lost > 0 {
+            log::warn!("console: {lost} bytes could not be written");
+        }
+        if reset_errors > 0 {
+            log::warn!("i8042: {reset_errors} reset requests could not be signalled");
+        }
         for (slot, st) in self.pci.stats() {
             log::info!("edu 00:{slot:02x}.0: {st:?}");
         }

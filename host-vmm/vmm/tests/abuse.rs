@@ -1,0 +1,48 @@
+//! Guests that try to make the VMM flood its log or spin a host core: the
+//! VMM must keep its log bounded, count what it did not log, and stay idle
+//! while the guest waits.
+
+mod common;
+
+use common::boot;
+
+/// Log lines each kind of 20,000 events gets: the first 16, then #32,
+/// #64, ... #16384 (see `edu_devices::guest_log`).
+const LINES_PER_FLOOD: usize = 16 + 10;
+/// The most log lines a whole flood run may write: the two floods, and
+/// well under a hundred for start-up and the exit report.
+const FLOOD_LOG_LINES: usize = 2 * LINES_PER_FLOOD + 50;
+
+/// 20,000 MSIs KVM cannot deliver and 20,000 console bytes that cannot be
+/// written: a few dozen log lines, and both failures counted exactly.
+#[test]
+fn a_guest_cannot_flood_the_log() {
+    let r = boot(
+        "flood",
+        &["--memory", "16", "--edu", "1", "--serial", "file:/dev/full"],
+    );
+    assert_eq!(r.status, 0, "{}", r.log);
+    let lines = r.log.lines().count();
+    assert!(
+        lines <= FLOOD_LOG_LINES,
+        "{lines} log lines (at most {FLOOD_LOG_LINES}); the first 40:\n{}",
+        r.log.lines().take(40).collect::<Vec<_>>().join("\n")
+    );
+    for kind in ["(interrupt error #", "(console byte lost #"] {
+        assert_eq!(
+            r.log.lines().filter(|l| l.contains(kind)).count(),
+            LINES_PER_FLOOD,
+            "{kind}"
+        );
+    }
+    assert!(r.log.contains("interrupt_errors: 20000,"), "{}", r.log);
+    // "flood: start\n", "flood: raised\n", 20,000 dots and a newline, "PASS\n".
+    let console_bytes = 13 + 14 + 20_000 + 1 + 5;
+    assert!(
+        r.log.contains(&format!(
+            "console: {console_bytes} bytes could not be written"
+        )),
+        "{}",
+        r.log
+    );
+}
