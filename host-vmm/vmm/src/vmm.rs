@@ -20,13 +20,14 @@ use crate::boot::{self, EntryMode, LoadedKernel};
 use crate::bus::Bus;
 use crate::config::{Config, SerialOut};
 use crate::cpu;
+use crate::exit::VmExit;
 use crate::host_kvm;
 use crate::legacy::{self, EventFdTrigger, Legacy};
 use crate::memory;
 use crate::mptable;
 use crate::pci::{self, PciDevices};
 use crate::seccomp;
-use crate::vcpu::{Vcpu, VmExit};
+use crate::vcpu::Vcpu;
 
 /// Handler of the kick signal: it only has to exist, so that the signal
 /// interrupts `KVM_RUN` (EINTR) instead of killing the process.
