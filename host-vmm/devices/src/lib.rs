@@ -28,4 +28,4 @@
 pub mod edu;
 pub mod guest_log;
 
-pub use edu::{EduClock, EduConfig, EduDevice, EduError, EduStats, RejectedRead};
+pub use edu::{EduClock, EduConfig, EduDevice, EduError, EduStats, RejectedRead, WorkerSetupError};

@@ -328,7 +328,13 @@ impl PciDevices {
 
     /// Per-device counters, for the exit report.
     pub fn stats(&self) -> Vec<(u8, EduStats)> {
-        self.edus.iter().map(|(s, e)| (*s, e.stats())).collect()
+        self.devices().map(|(s, e)| (s, e.stats())).collect()
+    }
+
+    /// Each slot and its edu (tests and fuzz targets move a manual clock
+    /// and look at the device directly).
+    pub fn devices(&self) -> impl Iterator<Item = (u8, &EduDevice<GuestMemoryMmap>)> {
+        self.edus.iter().map(|(s, e)| (*s, e.as_ref()))
     }
 }
 
