@@ -158,6 +158,12 @@ pub struct Cli {
     /// vCPU is (0: never).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub watchdog_secs: u64,
+
+    /// Test hook, not for users: a guest write to this port panics the
+    /// vCPU thread that handles it (the tests check that a panic in any
+    /// thread ends the VMM at once).
+    #[arg(long, hide = true, value_name = "PORT", value_parser = parse_port)]
+    pub test_panic_on_port: Option<u16>,
 }
 
 /// A validated VM configuration.
@@ -187,6 +193,8 @@ pub struct Config {
     pub seccomp: bool,
     /// Seconds without exits before the vCPUs report their position (0: off).
     pub watchdog_secs: u64,
+    /// Test hook: a guest write to this port panics its vCPU thread.
+    pub test_panic_on_port: Option<u16>,
 }
 
 /// Parses "256", "256M", "1G", "65536K" into MiB.
@@ -229,6 +237,13 @@ pub fn parse_u64(s: &str) -> Option<u64> {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => t.parse().ok(),
     }
+}
+
+/// Parses a port number in decimal or with a 0x prefix.
+fn parse_port(s: &str) -> Result<u16, String> {
+    parse_u64(s)
+        .and_then(|v| u16::try_from(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a port number (0 to 0xffff)"))
 }
 
 /// Parses `stdout` or `file:PATH`.
@@ -279,6 +294,7 @@ impl TryFrom<&Cli> for Config {
             trace_devices: cli.trace_devices,
             seccomp: !cli.no_seccomp,
             watchdog_secs: cli.watchdog_secs,
+            test_panic_on_port: cli.test_panic_on_port,
         })
     }
 }

@@ -16,12 +16,19 @@ pub struct Vcpu {
     fd: VcpuFd,
     id: u8,
     bus: Arc<Bus>,
+    /// Test hook (`--test-panic-on-port`): a write to this port panics.
+    panic_port: Option<u16>,
 }
 
 impl Vcpu {
     /// Wraps a configured vCPU.
-    pub fn new(fd: VcpuFd, id: u8, bus: Arc<Bus>) -> Self {
-        Vcpu { fd, id, bus }
+    pub fn new(fd: VcpuFd, id: u8, bus: Arc<Bus>, panic_port: Option<u16>) -> Self {
+        Vcpu {
+            fd,
+            id,
+            bus,
+            panic_port,
+        }
     }
 
     /// Logs where the vCPU is (after a watchdog kick: the guest made no
@@ -140,6 +147,18 @@ impl Vcpu {
     /// Runs one `KVM_RUN` and handles its exit; `Some` ends the VM.
     pub fn run_once(&mut self) -> Option<VmExit> {
         let exit = Self::run_and_decode(&mut self.fd, self.id);
+        if let Exit::Io {
+            port,
+            direction: Direction::Out,
+            ..
+        } = exit
+        {
+            assert!(
+                Some(port) != self.panic_port,
+                "vcpu {}: write to port {port:#x} (--test-panic-on-port)",
+                self.id
+            );
+        }
         let interrupted = matches!(exit, Exit::Interrupted | Exit::Again);
         match exit::handle(self.id, exit, &self.bus) {
             Action::End(why) => Some(why),

@@ -242,7 +242,7 @@ impl Vmm {
             if id == 0 {
                 cpu::configure_boot_vcpu(&fd, kernel.entry.0, kernel.mode)?;
             }
-            vcpus.push(Vcpu::new(fd, id, bus.clone()));
+            vcpus.push(Vcpu::new(fd, id, bus.clone(), c.test_panic_on_port));
         }
         Ok(vcpus)
     }

@@ -46,3 +46,41 @@ fn a_guest_cannot_flood_the_log() {
         r.log
     );
 }
+
+/// A panic in any VMM thread ends the VMM at once (panic = "abort"), never
+/// a VM left hanging with one vCPU thread gone. The test hook panics vCPU
+/// 0's thread at the guest's first serial write; vCPU 1, never started by
+/// the guest, would otherwise keep the VMM waiting forever.
+#[test]
+fn a_panicking_vcpu_thread_ends_the_vmm() {
+    common::require_kvm();
+    let g = common::guest("spin");
+    let r = common::run_vmm_limited(
+        &[
+            "--kernel",
+            g.to_str().unwrap(),
+            "--memory",
+            "16",
+            "--vcpus",
+            "2",
+            "--watchdog-secs",
+            "0",
+            "--test-panic-on-port",
+            "0x3f8",
+        ],
+        Some(std::time::Duration::from_secs(10)),
+    );
+    assert!(
+        r.log.contains("write to port 0x3f8 (--test-panic-on-port)"),
+        "{}",
+        r.log
+    );
+    assert_eq!(
+        r.signal,
+        Some(libc::SIGABRT),
+        "the VMM did not abort by itself (signal {:?} after {:?}):\n{}",
+        r.signal,
+        r.elapsed,
+        r.log
+    );
+}
