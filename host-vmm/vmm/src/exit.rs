@@ -82,6 +82,11 @@ pub enum Exit<'a> {
 pub enum Action {
     /// Enter the guest again.
     Continue,
+    /// Enter the guest again after a pause that grows while `KVM_RUN`
+    /// keeps having nothing to run, silently: `EAGAIN` comes once or twice
+    /// while an AP takes INIT/SIPI, and at once from every `KVM_RUN` of a
+    /// vCPU with an event it cannot take (an NMI before INIT/SIPI).
+    BackOff,
     /// End the VM.
     End(VmExit),
 }
@@ -123,7 +128,8 @@ pub fn handle(cpu: u8, exit: Exit<'_>, bus: &Bus) -> Action {
             Action::End(VmExit::InternalError { cpu, suberror, rip })
         }
         Exit::FailEntry(reason) => Action::End(VmExit::FailEntry { cpu, reason }),
-        Exit::Interrupted | Exit::Again => Action::Continue,
+        Exit::Interrupted => Action::Continue,
+        Exit::Again => Action::BackOff,
         Exit::Other(what) => end(what),
     }
 }
@@ -372,6 +378,7 @@ mod tests {
             "vCPU 3: KVM_RUN failed: EFAULT"
         );
         assert_eq!(handle(3, Exit::Interrupted, &bus), Action::Continue);
+        assert_eq!(handle(3, Exit::Again, &bus), Action::BackOff);
     }
 
     #[test]

@@ -35,6 +35,7 @@
 
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use edu_devices::{EduConfig, EduDevice, EduStats};
@@ -98,6 +99,10 @@ pub struct KvmInterrupts {
     /// Signalled when `level` drops.
     lowered: Condvar,
     trace: bool,
+    /// The resample eventfd (a second handle), to wake the resample thread
+    /// when this goes, and that thread.
+    resample: EventFd,
+    resample_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl KvmInterrupts {
@@ -108,6 +113,7 @@ impl KvmInterrupts {
         let resample = EventFd::new(0).map_err(Error::EventFd)?;
         vm.register_irqfd_with_resample(&irqfd, &resample, gsi)
             .map_err(|e| Error::Irqfd(gsi, e))?;
+        let wake = resample.try_clone().map_err(Error::EventFd)?;
         let me = Arc::new(KvmInterrupts {
             vm,
             gsi,
@@ -115,12 +121,15 @@ impl KvmInterrupts {
             level: Mutex::new(false),
             lowered: Condvar::new(),
             trace,
+            resample: wake,
+            resample_thread: Mutex::new(None),
         });
         let weak = Arc::downgrade(&me);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("intx-gsi{gsi}"))
             .spawn(move || {
-                // Each read returns after an EOI of this GSI lowered the line.
+                // Each read returns after an EOI of this GSI lowered the
+                // line, or when the KvmInterrupts goes (see Drop).
                 while resample.read().is_ok() {
                     match weak.upgrade() {
                         Some(me) => me.resample(),
@@ -129,6 +138,7 @@ impl KvmInterrupts {
                 }
             })
             .map_err(Error::Thread)?;
+        *lock(&me.resample_thread) = Some(thread);
         Ok(me)
     }
 
@@ -153,6 +163,25 @@ impl KvmInterrupts {
 
     fn io_err(e: std::io::Error) -> InterruptError {
         InterruptError::Delivery(e)
+    }
+}
+
+impl Drop for KvmInterrupts {
+    /// Ends the resample thread: it wakes, finds this gone, and returns.
+    /// It is joined unless it is the thread dropping this (its upgrade
+    /// held the last reference).
+    fn drop(&mut self) {
+        let _ = self.resample.write(1);
+        let thread = self
+            .resample_thread
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
     }
 }
 

@@ -1,15 +1,125 @@
 //! The vCPU run loop: one thread per vCPU, `KVM_RUN`, then the exit
 //! decoded from `kvm_run` into an [`Exit`] and handled by
-//! [`exit::handle`], until an exit ends the VM.
+//! [`exit::handle`], until an exit ends the VM or the main thread asks the
+//! vCPU to stop.
+//!
+//! The main thread asks through [`Requests`] (stop; say where you are) and
+//! then kicks the thread with [`kick`]: a signal whose handler sets
+//! `immediate_exit` in the thread's `kvm_run`, so that the `KVM_RUN` in
+//! progress, or the next one, returns at once (`EINTR`). The thread clears
+//! `immediate_exit` after every exit and only then reads the requests, so a
+//! request is never left waiting for an exit that may not come.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+use edu_devices::guest_log;
 use kvm_bindings::{kvm_run, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO};
 use kvm_ioctls::{VcpuExit, VcpuFd};
+use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 
 use crate::bus::Bus;
 use crate::exit::{self, Action, Direction, Exit, VmExit};
+
+/// What the main thread asks of a running vCPU thread; it sets a request,
+/// then [`kick`]s the thread.
+#[derive(Debug, Default)]
+pub struct Requests {
+    stop: AtomicBool,
+    report: AtomicBool,
+}
+
+impl Requests {
+    /// Asks the vCPU to leave its loop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks the vCPU to log where it is (the watchdog saw no exit).
+    pub fn report(&self) {
+        self.report.store(true, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    /// This thread's `kvm_run` while it runs a vCPU, for [`kick_handler`].
+    static KVM_RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The kick signal's handler: the `KVM_RUN` in progress on this thread,
+/// or its next one, returns `EINTR` at once.
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let run = KVM_RUN.get();
+    if !run.is_null() {
+        // SAFETY: `run` is this thread's vCPU's kvm_run mapping, set by
+        // `Vcpu::run` and cleared before that vCPU (and its mapping) can
+        // go; KVM reads `immediate_exit` at the next KVM_RUN. A one-byte
+        // volatile store from the handler is how KVM documents its use
+        // (Firecracker does the same).
+        unsafe { std::ptr::addr_of_mut!((*run).immediate_exit).write_volatile(1) };
+    }
+}
+
+/// The signal that kicks a vCPU thread.
+pub fn kick_signal() -> libc::c_int {
+    SIGRTMIN()
+}
+
+/// Installs the kick signal's handler (once, before vCPU threads run).
+pub fn register_kick_handler() -> std::io::Result<()> {
+    register_signal_handler(kick_signal(), kick_handler)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+}
+
+/// Kicks the vCPU thread `thread` out of `KVM_RUN` (see the module
+/// documentation); harmless if it is not in `KVM_RUN` or has ended.
+pub fn kick<T>(thread: &JoinHandle<T>) {
+    use std::os::unix::thread::JoinHandleExt;
+    // std's handle is a u64; libc's pthread_t is a u64 on glibc and a
+    // pointer on musl.
+    #[allow(clippy::unnecessary_cast)]
+    let pt = thread.as_pthread_t() as libc::pthread_t;
+    // SAFETY: the pthread_t belongs to a thread whose JoinHandle is alive
+    // (not joined or detached), so it names that thread; the kick signal
+    // has a handler (`register_kick_handler`).
+    unsafe { libc::pthread_kill(pt, kick_signal()) };
+}
+
+/// The pause before the next `KVM_RUN` after `EAGAIN`s in a row: none for
+/// the first [`Backoff::FREE`] (an AP taking INIT/SIPI returns `EAGAIN`
+/// once or twice), then from [`Backoff::FIRST`] doubling up to
+/// [`Backoff::MAX`], so a vCPU KVM cannot run costs about a hundred calls
+/// a second instead of a host core.
+#[derive(Debug, Default)]
+struct Backoff {
+    again: u32,
+}
+
+impl Backoff {
+    const FREE: u32 = 2;
+    const FIRST: Duration = Duration::from_micros(100);
+    const MAX: Duration = Duration::from_millis(10);
+
+    /// Counts one more `EAGAIN` and returns the pause before retrying.
+    fn pause(&mut self) -> Duration {
+        self.again = self.again.saturating_add(1);
+        match self.again.checked_sub(Self::FREE + 1) {
+            None => Duration::ZERO,
+            Some(doublings) => Self::FIRST
+                .saturating_mul(1u32.checked_shl(doublings).unwrap_or(u32::MAX))
+                .min(Self::MAX),
+        }
+    }
+
+    /// `KVM_RUN` ran the guest again.
+    fn reset(&mut self) {
+        self.again = 0;
+    }
+}
 
 /// A vCPU ready to run.
 pub struct Vcpu {
@@ -18,6 +128,8 @@ pub struct Vcpu {
     bus: Arc<Bus>,
     /// Test hook (`--test-panic-on-port`): a write to this port panics.
     panic_port: Option<u16>,
+    /// Position reports made (rate-limited through [`guest_log`]).
+    reports: u64,
 }
 
 impl Vcpu {
@@ -28,20 +140,29 @@ impl Vcpu {
             id,
             bus,
             panic_port,
+            reports: 0,
         }
     }
 
-    /// Logs where the vCPU is (after a watchdog kick: the guest made no
-    /// exit for a while).
-    fn report_position(&self) {
-        let regs = self.fd.get_regs();
-        let sregs = self.fd.get_sregs();
-        match (regs, sregs) {
-            (Ok(r), Ok(s)) => log::info!(
-                "vcpu {}: no exit for a while; rip {:#x} rsp {:#x} rflags {:#x} cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} cs {:#x}/l{}d{}",
-                self.id, r.rip, r.rsp, r.rflags, s.cr0, s.cr3, s.cr4, s.efer, s.cs.selector, s.cs.l, s.cs.db
-            ),
-            _ => log::info!("vcpu {}: no exit for a while; registers unreadable", self.id),
+    /// Logs where the vCPU is, when the watchdog asked (the guest made no
+    /// exit for a while): stalled in `EAGAIN`s, or its registers.
+    fn report_position(&mut self, backoff: &Backoff) {
+        self.reports += 1;
+        let (id, n) = (self.id, self.reports);
+        let report = |args| guest_log::log(n, log::Level::Info, "position report", args);
+        if backoff.again > 0 {
+            return report(format_args!(
+                "vcpu {id}: stalled: KVM_RUN returned EAGAIN {} times in a row (KVM cannot \
+                 run it, e.g. an NMI or interrupt pending before INIT/SIPI)",
+                backoff.again
+            ));
+        }
+        match (self.fd.get_regs(), self.fd.get_sregs()) {
+            (Ok(r), Ok(s)) => report(format_args!(
+                "vcpu {id}: no exit for a while; rip {:#x} rsp {:#x} rflags {:#x} cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} cs {:#x}/l{}d{}",
+                r.rip, r.rsp, r.rflags, s.cr0, s.cr3, s.cr4, s.efer, s.cs.selector, s.cs.l, s.cs.db
+            )),
+            _ => report(format_args!("vcpu {id}: no exit for a while; registers unreadable")),
         }
     }
 
@@ -144,42 +265,104 @@ impl Vcpu {
         }
     }
 
-    /// Runs one `KVM_RUN` and handles its exit; `Some` ends the VM.
-    pub fn run_once(&mut self) -> Option<VmExit> {
-        let exit = Self::run_and_decode(&mut self.fd, self.id);
-        if let Exit::Io {
-            port,
-            direction: Direction::Out,
-            ..
-        } = exit
-        {
-            assert!(
-                Some(port) != self.panic_port,
-                "vcpu {}: write to port {port:#x} (--test-panic-on-port)",
-                self.id
-            );
-        }
-        let interrupted = matches!(exit, Exit::Interrupted | Exit::Again);
-        match exit::handle(self.id, exit, &self.bus) {
-            Action::End(why) => Some(why),
-            Action::Continue => {
-                if interrupted {
-                    self.report_position();
-                }
-                None
-            }
-        }
-    }
-
-    /// Runs until the VM ends, then reports why on `exits`.
-    pub fn run(mut self, exits: Sender<VmExit>) {
+    /// Runs until an exit ends the VM (reported on `exits`) or `requests`
+    /// asks it to stop, then hands the vCPU back: its file is closed by
+    /// whoever tears the VM down, after every vCPU has stopped.
+    pub fn run(mut self, requests: &Requests, exits: Sender<VmExit>) -> Self {
         log::debug!("vcpu {}: running", self.id);
-        let reason = loop {
-            if let Some(r) = self.run_once() {
-                break r;
+        KVM_RUN.set(self.fd.get_kvm_run() as *mut kvm_run);
+        let mut backoff = Backoff::default();
+        let why = loop {
+            if requests.stop.load(Ordering::SeqCst) {
+                break None;
+            }
+            let exit = Self::run_and_decode(&mut self.fd, self.id);
+            if let Exit::Io {
+                port,
+                direction: Direction::Out,
+                ..
+            } = exit
+            {
+                assert!(
+                    Some(port) != self.panic_port,
+                    "vcpu {}: write to port {port:#x} (--test-panic-on-port)",
+                    self.id
+                );
+            }
+            match exit::handle(self.id, exit, &self.bus) {
+                Action::End(why) => break Some(why),
+                Action::Continue => backoff.reset(),
+                Action::BackOff => std::thread::sleep(backoff.pause()),
+            }
+            // A kick may have set it; clear it before reading the requests
+            // (see the module documentation).
+            self.fd.set_kvm_immediate_exit(0);
+            if requests.report.swap(false, Ordering::SeqCst) {
+                self.report_position(&backoff);
             }
         };
-        // The receiver only goes away when the VMM is already exiting.
-        let _ = exits.send(reason);
+        KVM_RUN.set(std::ptr::null_mut());
+        if let Some(why) = why {
+            // The receiver only goes away when the VMM is already exiting.
+            let _ = exits.send(why);
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_free_at_first_then_doubles_to_a_cap() {
+        let mut b = Backoff::default();
+        let pauses: Vec<Duration> = (0..12).map(|_| b.pause()).collect();
+        let us = Duration::from_micros;
+        assert_eq!(
+            pauses,
+            [
+                Duration::ZERO,
+                Duration::ZERO,
+                us(100),
+                us(200),
+                us(400),
+                us(800),
+                us(1600),
+                us(3200),
+                us(6400),
+                us(10_000),
+                us(10_000),
+                us(10_000)
+            ]
+        );
+        b.again = u32::MAX - 1;
+        assert_eq!(b.pause(), Backoff::MAX);
+        assert_eq!(b.pause(), Backoff::MAX, "saturates");
+        b.reset();
+        assert_eq!(b.pause(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_stalled_second_is_about_a_hundred_retries() {
+        let mut b = Backoff::default();
+        let mut t = Duration::ZERO;
+        let mut n = 0;
+        while t < Duration::from_secs(1) {
+            t += b.pause();
+            n += 1;
+        }
+        assert!((95..=110).contains(&n), "{n} retries in a second");
+    }
+
+    #[test]
+    fn requests_are_read_once() {
+        let r = Requests::default();
+        r.report();
+        assert!(r.report.swap(false, Ordering::SeqCst));
+        assert!(!r.report.swap(false, Ordering::SeqCst));
+        assert!(!r.stop.load(Ordering::SeqCst));
+        r.stop();
+        assert!(r.stop.load(Ordering::SeqCst));
     }
 }

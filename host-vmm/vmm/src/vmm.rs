@@ -4,17 +4,16 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Barrier};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
-use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 
 use crate::boot::{self, EntryMode, LoadedKernel};
 use crate::bus::Bus;
@@ -27,11 +26,7 @@ use crate::memory;
 use crate::mptable;
 use crate::pci::{self, PciDevices};
 use crate::seccomp;
-use crate::vcpu::Vcpu;
-
-/// Handler of the kick signal: it only has to exist, so that the signal
-/// interrupts `KVM_RUN` (EINTR) instead of killing the process.
-extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+use crate::vcpu::{self, Requests, Vcpu};
 
 /// Address of the TSS KVM needs on Intel (three pages below the BIOS).
 const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
@@ -78,18 +73,25 @@ pub enum Error {
     /// All vCPU threads ended without a reason.
     #[error("all vCPU threads ended without reporting why")]
     NoExitReason,
+    /// vCPU threads did not stop when asked.
+    #[error("vCPU threads {0} did not stop within {VCPU_STOP_TIMEOUT:?}; not tearing the VM down")]
+    VcpuStuck(String),
 }
+
+/// How long the vCPU threads have to stop once the VM ended.
+pub const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A VM ready to run.
 pub struct Vmm {
     config: Config,
-    // Field order matters for drop: vCPUs, then the VM, then its memory.
     vcpus: Vec<Vcpu>,
     bus: Arc<Bus>,
     pci: PciDevices,
-    _vm: Arc<VmFd>,
-    _kvm: Kvm,
-    _mem: GuestMemoryMmap,
+    // Kept until the teardown at the end of `run` (which drops them in
+    // order: devices, VM, memory).
+    vm: Arc<VmFd>,
+    kvm: Kvm,
+    mem: GuestMemoryMmap,
 }
 
 impl TryFrom<Config> for Vmm {
@@ -111,9 +113,9 @@ impl TryFrom<Config> for Vmm {
             vcpus,
             bus,
             pci,
-            _vm: vm,
-            _kvm: kvm,
-            _mem: mem,
+            vm,
+            kvm,
+            mem,
         })
     }
 }
@@ -150,8 +152,8 @@ impl Vmm {
                 userspace_addr: region.as_ptr() as u64,
             };
             // SAFETY: the region is a live mapping of `memory_size` bytes
-            // owned by `mem`, which the Vmm keeps (and drops after the VM fd)
-            // for as long as the VM can access it.
+            // owned by `mem`, which the Vmm keeps until its teardown: after
+            // every vCPU has stopped and been closed and the VM fd is closed.
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(|e| Error::VmIoctl("KVM_SET_USER_MEMORY_REGION", e))?;
         }
@@ -252,29 +254,31 @@ impl Vmm {
     /// The vCPU and console threads start and meet the main thread at a
     /// barrier; the main thread then installs the seccomp filter on every
     /// thread of the process (edu's worker threads included), and a second
-    /// barrier lets the guest run.
+    /// barrier lets the guest run. When a vCPU ends the VM, every other
+    /// vCPU is stopped and joined; only then do the devices, the VM and
+    /// guest memory go, in that order.
     pub fn run(mut self) -> Result<VmExit, Error> {
+        vcpu::register_kick_handler().map_err(Error::Signal)?;
         let (tx, rx) = mpsc::channel();
         let seccomp_on = self.config.seccomp;
         let vcpus = std::mem::take(&mut self.vcpus);
         let go = Arc::new(Barrier::new(vcpus.len() + 2));
-        // A signal that only interrupts KVM_RUN, for the watchdog's kick.
-        register_signal_handler(SIGRTMIN(), kick_handler)
-            .map_err(|e| Error::Signal(std::io::Error::from_raw_os_error(e.errno())))?;
         let mut threads = Vec::new();
         for (i, v) in vcpus.into_iter().enumerate() {
             let tx = tx.clone();
             let go = go.clone();
+            let requests = Arc::new(Requests::default());
             let name = format!("vcpu{i}");
-            let h = std::thread::Builder::new()
+            let r = requests.clone();
+            let handle = std::thread::Builder::new()
                 .name(name.clone())
                 .spawn(move || {
                     go.wait(); // started
                     go.wait(); // filter installed
-                    v.run(tx)
+                    v.run(&r, tx)
                 })
                 .map_err(|e| Error::Thread(name, e))?;
-            threads.push(h);
+            threads.push(VcpuThread { handle, requests });
         }
         drop(tx);
         self.spawn_console_input(go.clone())?;
@@ -299,7 +303,14 @@ impl Vmm {
         }
         let start = std::time::Instant::now();
         go.wait();
-        let exit = self.wait_for_exit(&rx, &threads)?;
+        let exit = self.wait_for_exit(&rx, &threads);
+        if let Err(e) = Self::stop_vcpus(threads) {
+            // A vCPU may still be in the guest: keep everything it could
+            // touch, and let the process exit take it all.
+            std::mem::forget(self);
+            return Err(e);
+        }
+        let exit = exit?;
         self.bus.legacy().flush();
         let s = &self.bus.stats;
         log::info!(
@@ -322,17 +333,30 @@ impl Vmm {
         for (slot, st) in self.pci.stats() {
             log::info!("edu 00:{slot:02x}.0: {st:?}");
         }
+        // Teardown after the vCPUs: the devices (edu's workers and the
+        // INTx threads end), then the VM, then guest memory.
+        let Vmm {
+            bus,
+            pci,
+            vm,
+            kvm,
+            mem,
+            ..
+        } = self;
+        drop((bus, pci));
+        drop((vm, kvm));
+        drop(mem);
         Ok(exit)
     }
 
     /// Waits for a vCPU to end the VM. If the guest makes no port or MMIO
-    /// exit for `--watchdog-secs`, kicks the vCPUs out of `KVM_RUN` once so
-    /// they log where they are (a guest stuck without exits is otherwise
+    /// exit for `--watchdog-secs`, asks the vCPUs once where they are (a
+    /// guest stuck without exits, or a vCPU KVM cannot run, is otherwise
     /// invisible).
     fn wait_for_exit(
         &self,
         rx: &mpsc::Receiver<VmExit>,
-        threads: &[std::thread::JoinHandle<()>],
+        threads: &[VcpuThread],
     ) -> Result<VmExit, Error> {
         let exits = || {
             self.bus.stats.pio.load(Ordering::Relaxed) + self.bus.stats.mmio.load(Ordering::Relaxed)
@@ -342,32 +366,26 @@ impl Vmm {
         }
         let period = Duration::from_secs(self.config.watchdog_secs);
         let mut last = exits();
-        let mut kicked = false;
+        let mut asked = false;
         loop {
             match rx.recv_timeout(period) {
                 Ok(exit) => return Ok(exit),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::NoExitReason),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let now = exits();
-                    if now == last && !kicked {
+                    if now == last && !asked {
                         log::info!(
                             "the guest made no port or MMIO exit for {} s: asking the vCPUs where they are",
                             period.as_secs()
                         );
                         for t in threads {
-                            // std's handle is a u64; libc's pthread_t is a u64
-                            // on glibc and a pointer on musl.
-                            #[allow(clippy::unnecessary_cast)]
-                            let pt = t.as_pthread_t() as libc::pthread_t;
-                            // SAFETY: the pthread_t belongs to a thread we
-                            // started and still own (its JoinHandle is alive),
-                            // and SIGRTMIN has a handler that does nothing.
-                            unsafe { libc::pthread_kill(pt, SIGRTMIN()) };
+                            t.requests.report();
+                            vcpu::kick(&t.handle);
                         }
-                        kicked = true;
+                        asked = true;
                     }
                     if now != last {
-                        kicked = false;
+                        asked = false;
                     }
                     last = now;
                 }
@@ -375,9 +393,40 @@ impl Vmm {
         }
     }
 
-    /// Forwards standard input to the UART (when there is any).
+    /// Stops every vCPU thread (a stop request and a kick, see
+    /// [`crate::vcpu`]) and joins it, closing its vCPU. A thread that has
+    /// not stopped within [`VCPU_STOP_TIMEOUT`] is an error.
+    fn stop_vcpus(threads: Vec<VcpuThread>) -> Result<(), Error> {
+        for t in &threads {
+            t.requests.stop();
+            vcpu::kick(&t.handle);
+        }
+        let deadline = Instant::now() + VCPU_STOP_TIMEOUT;
+        while threads.iter().any(|t| !t.handle.is_finished()) {
+            if Instant::now() > deadline {
+                let stuck = threads
+                    .iter()
+                    .filter(|t| !t.handle.is_finished())
+                    .filter_map(|t| t.handle.thread().name().map(String::from))
+                    .collect::<Vec<_>>();
+                return Err(Error::VcpuStuck(stuck.join(", ")));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for t in threads {
+            // A panic aborts the process, so a finished thread returned.
+            if let Ok(vcpu) = t.handle.join() {
+                drop(vcpu);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forwards standard input to the UART (when there is any). The
+    /// thread holds the bus weakly, so teardown is not held up by a read
+    /// that never returns.
     fn spawn_console_input(&self, go: Arc<Barrier>) -> Result<(), Error> {
-        let bus = self.bus.clone();
+        let bus = Arc::downgrade(&self.bus);
         std::thread::Builder::new()
             .name("console-in".into())
             .spawn(move || {
@@ -391,10 +440,11 @@ impl Vmm {
                     }
                     let mut rest = &buf[..n];
                     while !rest.is_empty() {
+                        let Some(bus) = bus.upgrade() else { return };
                         let taken = bus.legacy().serial_input(rest);
                         rest = &rest[taken..];
                         if taken == 0 {
-                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            std::thread::sleep(Duration::from_millis(10));
                         }
                     }
                 }
@@ -402,6 +452,12 @@ impl Vmm {
             .map_err(|e| Error::Thread("console-in".into(), e))?;
         Ok(())
     }
+}
+
+/// A running vCPU thread and what the main thread can ask of it.
+struct VcpuThread {
+    handle: JoinHandle<Vcpu>,
+    requests: Arc<Requests>,
 }
 
 /// CPU time (user + system) this process has used so far, in milliseconds.

@@ -84,3 +84,40 @@ fn a_panicking_vcpu_thread_ends_the_vmm() {
         r.log
     );
 }
+
+/// How long `nmi_stall`'s vCPU 0 sleeps in hlt while vCPU 1 cannot run.
+const STALL: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// A vCPU that KVM cannot run (an NMI pending before INIT/SIPI, so every
+/// KVM_RUN returns EAGAIN at once) costs neither log lines nor a host
+/// core; when the watchdog asks where the vCPUs are, it answers once and
+/// says why.
+#[test]
+fn a_vcpu_kvm_cannot_run_is_neither_spun_nor_logged() {
+    let r = boot(
+        "nmi_stall",
+        &[
+            "--memory",
+            "16",
+            "--vcpus",
+            "2",
+            "--edu",
+            "0",
+            "--watchdog-secs",
+            "1",
+        ],
+    );
+    r.assert_pass();
+    let vcpu1: Vec<&str> = r.log.lines().filter(|l| l.contains("vcpu 1")).collect();
+    assert!(
+        vcpu1.len() == 1 && vcpu1[0].contains("EAGAIN"),
+        "{} lines about vcpu 1, the first: {:?}",
+        vcpu1.len(),
+        vcpu1.first()
+    );
+    assert!(
+        r.cpu < STALL / 10,
+        "the VMM used {:?} of CPU while the guest slept {STALL:?}",
+        r.cpu
+    );
+}
