@@ -34,11 +34,12 @@
 //! allocated: they are the board's wiring, fixed per slot by the MP table.
 
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use edu_devices::{EduConfig, EduDevice, EduStats};
+use edu_devices::{EduConfig, EduDevice, EduStats, WorkerSetupError};
 use edu_pci::{InterruptError, InterruptSink, IntxPin, MsiMessage, PciAddress, PciBus};
 use kvm_bindings::kvm_msi;
 use kvm_ioctls::VmFd;
@@ -51,6 +52,7 @@ use crate::config::Config;
 use crate::legacy::lock;
 use crate::memory::{PCI_MMIO_END, PCI_MMIO_START};
 use crate::mptable;
+use crate::seccomp::{self, Policy, Thread};
 
 /// First configuration port (CONFIG_ADDRESS).
 const CONFIG_PORT: u16 = 0xcf8;
@@ -81,9 +83,9 @@ pub enum Error {
     /// The irqfd could not be registered.
     #[error("registering the INTx irqfd for GSI {0}: {1}")]
     Irqfd(u32, #[source] kvm_ioctls::Error),
-    /// The resample thread could not be started.
+    /// The resample thread could not be started with its filter.
     #[error("starting the INTx resample thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(#[source] seccomp::Error),
     /// The BARs do not fit in the PCI window.
     #[error("{0} edu BARs of 1 MiB do not fit in the PCI MMIO window: {1}")]
     Window(u8, #[source] vm_allocator::Error),
@@ -102,13 +104,13 @@ pub struct KvmInterrupts {
     /// The resample eventfd (a second handle), to wake the resample thread
     /// when this goes, and that thread.
     resample: EventFd,
-    resample_thread: Mutex<Option<JoinHandle<()>>>,
+    resample_thread: Mutex<Option<JoinHandle<Option<()>>>>,
 }
 
 impl KvmInterrupts {
     /// Delivery for a device whose INTA is wired to `gsi`; registers the
-    /// irqfd and starts the resample thread.
-    pub fn new(vm: Arc<VmFd>, gsi: u32, trace: bool) -> Result<Arc<Self>, Error> {
+    /// irqfd and starts the resample thread (with its seccomp filter).
+    pub fn new(vm: Arc<VmFd>, gsi: u32, trace: bool, seccomp: Policy) -> Result<Arc<Self>, Error> {
         let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(Error::EventFd)?;
         let resample = EventFd::new(0).map_err(Error::EventFd)?;
         vm.register_irqfd_with_resample(&irqfd, &resample, gsi)
@@ -125,20 +127,21 @@ impl KvmInterrupts {
             resample_thread: Mutex::new(None),
         });
         let weak = Arc::downgrade(&me);
-        let thread = std::thread::Builder::new()
-            .name(format!("intx-gsi{gsi}"))
-            .spawn(move || {
-                // Each read returns after an EOI of this GSI lowered the
-                // line, or when the KvmInterrupts goes (see Drop).
-                while resample.read().is_ok() {
-                    match weak.upgrade() {
-                        Some(me) => me.resample(),
-                        None => break,
-                    }
+        let thread = Thread::IntxResample {
+            resample_fd: resample.as_raw_fd(),
+        };
+        let (handle, _) = seccomp::spawn(seccomp, format!("intx-gsi{gsi}"), thread, move || {
+            // Each read returns after an EOI of this GSI lowered the line,
+            // or when the KvmInterrupts goes (see Drop).
+            while resample.read().is_ok() {
+                match weak.upgrade() {
+                    Some(me) => me.resample(),
+                    None => break,
                 }
-            })
-            .map_err(Error::Thread)?;
-        *lock(&me.resample_thread) = Some(thread);
+            }
+        })
+        .map_err(Error::Thread)?;
+        *lock(&me.resample_thread) = Some(handle);
         Ok(me)
     }
 
@@ -290,18 +293,25 @@ pub struct PciDevices {
 }
 
 impl PciDevices {
-    /// Creates `c.edu_devices` edu devices in slots 1.. with their BARs placed.
-    pub fn new(vm: Arc<VmFd>, mem: &GuestMemoryMmap, c: &Config) -> Result<Self, Error> {
+    /// Creates `c.edu_devices` edu devices in slots 1.. with their BARs
+    /// placed; their threads install their seccomp filters per `seccomp`.
+    pub fn new(
+        vm: Arc<VmFd>,
+        mem: &GuestMemoryMmap,
+        c: &Config,
+        seccomp: Policy,
+    ) -> Result<Self, Error> {
         let edu_config = EduConfig {
             dma_delay: Duration::from_millis(c.edu_dma_delay_ms),
             dma_mask: c.edu_dma_mask,
             ..EduConfig::default()
         };
-        Self::with_interrupts(mem, c.edu_devices, edu_config, |slot| {
+        Self::with_interrupts(mem, c.edu_devices, edu_config, seccomp, |slot| {
             // Not allocated: INTA of a slot is wired to a fixed IOAPIC pin,
             // which the MP table describes (see mptable::pci_slot_gsi).
+            let gsi = mptable::pci_slot_gsi(slot);
             let irq: Arc<dyn InterruptSink> =
-                KvmInterrupts::new(vm.clone(), mptable::pci_slot_gsi(slot), c.trace_devices)?;
+                KvmInterrupts::new(vm.clone(), gsi, c.trace_devices, seccomp)?;
             Ok(irq)
         })
     }
@@ -313,6 +323,7 @@ impl PciDevices {
         mem: &GuestMemoryMmap,
         count: u8,
         edu_config: EduConfig,
+        seccomp: Policy,
         mut irq: impl FnMut(u8) -> Result<Arc<dyn InterruptSink>, Error>,
     ) -> Result<Self, Error> {
         let bars = place_bars(PCI_MMIO_START..PCI_MMIO_END, count)?;
@@ -321,8 +332,14 @@ impl PciDevices {
         for i in 0..count {
             let slot = i + 1;
             let irq = irq(slot)?;
+            let worker_filter = move || {
+                seccomp
+                    .install(Thread::EduWorker)
+                    .map_err(WorkerSetupError::from)
+            };
             let edu = Arc::new(
-                EduDevice::new(edu_config, mem.clone(), irq).map_err(|e| Error::Edu(i, e))?,
+                EduDevice::with_worker_setup(edu_config, mem.clone(), irq, worker_filter)
+                    .map_err(|e| Error::Edu(i, e))?,
             );
             bus.add_device_at(slot, edu.clone())
                 .map_err(|e| Error::Bus(i, e))?;
@@ -415,7 +432,7 @@ mod tests {
     fn devices_without_kvm_get_the_vmm_bars() {
         let mem =
             GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), 1 << 16)]).unwrap();
-        let pci = PciDevices::with_interrupts(&mem, 2, EduConfig::manual(), |_| {
+        let pci = PciDevices::with_interrupts(&mem, 2, EduConfig::manual(), Policy::Off, |_| {
             Ok(Arc::new(edu_pci::RecordingInterrupts::new()))
         })
         .unwrap();

@@ -144,6 +144,12 @@ impl Vcpu {
         }
     }
 
+    /// The vCPU's fd (for its seccomp filter).
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
     /// Logs where the vCPU is, when the watchdog asked (the guest made no
     /// exit for a while): stalled in `EAGAIN`s, or its registers.
     fn report_position(&mut self, backoff: &Backoff) {

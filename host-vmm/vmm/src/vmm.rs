@@ -4,8 +4,9 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use crate::legacy::{self, EventFdTrigger, Legacy};
 use crate::memory;
 use crate::mptable;
 use crate::pci::{self, PciDevices};
-use crate::seccomp;
+use crate::seccomp::{self, Policy, Thread};
 use crate::vcpu::{self, Requests, Vcpu};
 
 /// Address of the TSS KVM needs on Intel (three pages below the BIOS).
@@ -61,9 +62,6 @@ pub enum Error {
     /// The serial output file could not be created.
     #[error("serial output {0}: {1}")]
     SerialFile(String, #[source] std::io::Error),
-    /// A thread could not be started.
-    #[error("starting thread {0}: {1}")]
-    Thread(String, #[source] std::io::Error),
     /// Seccomp setup failed.
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
@@ -84,6 +82,7 @@ pub const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// A VM ready to run.
 pub struct Vmm {
     config: Config,
+    seccomp: Policy,
     vcpus: Vec<Vcpu>,
     bus: Arc<Bus>,
     pci: PciDevices,
@@ -102,14 +101,17 @@ impl TryFrom<Config> for Vmm {
         log::info!("host: {kind}");
         let kvm = host_kvm::open()?;
         let vm = Arc::new(Self::create_vm(&kvm)?);
+        // Before any thread of ours starts: each installs its filter.
+        let seccomp = Policy::for_process(config.seccomp, vm.as_raw_fd())?;
         let mem = Self::create_memory(&vm, config.memory_bytes)?;
         let kernel = Self::load_boot_images(&mem, &config)?;
-        let (bus, pci) = Self::create_devices(&vm, &mem, &config)?;
+        let (bus, pci) = Self::create_devices(&vm, &mem, &config, seccomp)?;
         let slots = pci.slots();
         mptable::setup(&mem, config.vcpus, &slots)?;
         let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus)?;
         Ok(Vmm {
             config,
+            seccomp,
             vcpus,
             bus,
             pci,
@@ -195,11 +197,13 @@ impl Vmm {
         Ok(kernel)
     }
 
-    /// Step 4: the serial console, the reset port and the PCI devices.
+    /// Step 4: the serial console, the reset port and the PCI devices
+    /// (whose threads install their seccomp filters as they start).
     fn create_devices(
         vm: &Arc<VmFd>,
         mem: &GuestMemoryMmap,
         c: &Config,
+        seccomp: Policy,
     ) -> Result<(Arc<Bus>, PciDevices), Error> {
         let out: legacy::ConsoleOut = match &c.serial {
             SerialOut::Stdout => Box::new(std::io::stdout()),
@@ -217,7 +221,7 @@ impl Vmm {
             reset_rx,
             c.trace_devices,
         );
-        let pci = PciDevices::new(vm.clone(), mem, c)?;
+        let pci = PciDevices::new(vm.clone(), mem, c, seccomp)?;
         bus.set_pci(pci.access());
         Ok((Arc::new(bus), pci))
     }
@@ -251,58 +255,73 @@ impl Vmm {
 
     /// Runs the VM until it ends and returns why.
     ///
-    /// The vCPU and console threads start and meet the main thread at a
-    /// barrier; the main thread then installs the seccomp filter on every
-    /// thread of the process (edu's worker threads included), and a second
-    /// barrier lets the guest run. When a vCPU ends the VM, every other
-    /// vCPU is stopped and joined; only then do the devices, the VM and
-    /// guest memory go, in that order.
+    /// The vCPU and console threads start, install their seccomp filters
+    /// and wait; the main thread installs its own (the edu workers and
+    /// INTx threads did when the devices were made), then lets them run.
+    /// If any filter cannot be installed, the guest never runs. When a
+    /// vCPU ends the VM, every other vCPU is stopped and joined; only then
+    /// do the devices, the VM and guest memory go, in that order.
     pub fn run(mut self) -> Result<VmExit, Error> {
         vcpu::register_kick_handler().map_err(Error::Signal)?;
         let (tx, rx) = mpsc::channel();
-        let seccomp_on = self.config.seccomp;
-        let vcpus = std::mem::take(&mut self.vcpus);
-        let go = Arc::new(Barrier::new(vcpus.len() + 2));
         let mut threads = Vec::new();
-        for (i, v) in vcpus.into_iter().enumerate() {
-            let tx = tx.clone();
-            let go = go.clone();
+        let mut starts = Vec::new();
+        let mut tids = Vec::new();
+        for (i, v) in std::mem::take(&mut self.vcpus).into_iter().enumerate() {
+            let (start, started) = mpsc::channel::<()>();
             let requests = Arc::new(Requests::default());
-            let name = format!("vcpu{i}");
-            let r = requests.clone();
-            let handle = std::thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || {
-                    go.wait(); // started
-                    go.wait(); // filter installed
-                    v.run(&r, tx)
-                })
-                .map_err(|e| Error::Thread(name, e))?;
-            threads.push(VcpuThread { handle, requests });
+            let (r, tx) = (requests.clone(), tx.clone());
+            let thread = Thread::Vcpu {
+                vcpu_fd: v.as_raw_fd(),
+            };
+            // The guest runs once the main thread says so; a start that
+            // is called off hands the vCPU back unrun.
+            let spawned =
+                seccomp::spawn(
+                    self.seccomp,
+                    format!("vcpu{i}"),
+                    thread,
+                    move || match started.recv() {
+                        Ok(()) => v.run(&r, tx),
+                        Err(_) => v,
+                    },
+                );
+            match spawned {
+                Ok((handle, tid)) => {
+                    threads.push(VcpuThread { handle, requests });
+                    starts.push(start);
+                    tids.push(tid);
+                }
+                Err(e) => return self.call_off(threads, e.into()),
+            }
         }
         drop(tx);
-        self.spawn_console_input(go.clone())?;
-        // Every thread is past its start-up before the filter goes on.
-        go.wait();
+        let console_start = match self.spawn_console_input() {
+            Ok(start) => start,
+            Err(e) => return self.call_off(threads, e),
+        };
         // Firecracker's bar is VMM start-up in under 8 CPU-ms; measured here,
         // before the filter (which does not allow getrusage).
         match process_cpu_ms() {
             Some(ms) => log::info!("set-up done: {ms:.1} CPU-ms (user + system) since exec"),
             None => log::warn!("set-up done; getrusage failed, CPU time unknown"),
         }
-        if seccomp_on {
-            match seccomp::install_all_threads()? {
-                seccomp::Installed::Yes => log::info!("seccomp filter installed on all threads"),
-                seccomp::Installed::KernelLacksSeccomp => log::warn!(
-                    "this host kernel has no seccomp filter support (CONFIG_SECCOMP_FILTER): \
-                     running WITHOUT a seccomp filter"
-                ),
-            }
-        } else {
-            log::warn!("seccomp filters are off (--no-seccomp)");
+        if let Err(e) = self.seccomp.install(Thread::Main { vcpu_tids: &tids }) {
+            return self.call_off(threads, e.into());
+        }
+        match self.seccomp {
+            Policy::On(_) => log::info!(
+                "seccomp filters installed on every thread: {} vCPU, {} edu worker and INTx, console input, main",
+                tids.len(),
+                self.pci.slots().len()
+            ),
+            Policy::Off => log::warn!("seccomp filters are off (--no-seccomp)"),
         }
         let start = std::time::Instant::now();
-        go.wait();
+        for s in starts.into_iter().chain([console_start]) {
+            // A thread that is gone cannot be started; the exit says why.
+            let _ = s.send(());
+        }
         let exit = self.wait_for_exit(&rx, &threads);
         if let Err(e) = Self::stop_vcpus(threads) {
             // A vCPU may still be in the guest: keep everything it could
@@ -347,6 +366,14 @@ impl Vmm {
         drop((vm, kvm));
         drop(mem);
         Ok(exit)
+    }
+
+    /// Calls the start off after `error`: the vCPU threads started so far
+    /// end without running the guest (their start is dropped) and are
+    /// joined.
+    fn call_off(self, threads: Vec<VcpuThread>, error: Error) -> Result<VmExit, Error> {
+        Self::stop_vcpus(threads)?;
+        Err(error)
     }
 
     /// Waits for a vCPU to end the VM. If the guest makes no port or MMIO
@@ -414,24 +441,27 @@ impl Vmm {
             std::thread::sleep(Duration::from_millis(1));
         }
         for t in threads {
-            // A panic aborts the process, so a finished thread returned.
-            if let Ok(vcpu) = t.handle.join() {
-                drop(vcpu);
-            }
+            // A panic aborts the process, so a finished thread returned
+            // its vCPU, which is closed here.
+            drop(t.handle.join());
         }
         Ok(())
     }
 
-    /// Forwards standard input to the UART (when there is any). The
-    /// thread holds the bus weakly, so teardown is not held up by a read
-    /// that never returns.
-    fn spawn_console_input(&self, go: Arc<Barrier>) -> Result<(), Error> {
+    /// Forwards standard input to the UART (when there is any), once the
+    /// returned start is sent. The thread holds the bus weakly, so
+    /// teardown is not held up by a read that never returns.
+    fn spawn_console_input(&self) -> Result<mpsc::Sender<()>, Error> {
         let bus = Arc::downgrade(&self.bus);
-        std::thread::Builder::new()
-            .name("console-in".into())
-            .spawn(move || {
-                go.wait(); // started
-                go.wait(); // filter installed
+        let (start, started) = mpsc::channel::<()>();
+        seccomp::spawn(
+            self.seccomp,
+            "console-in".into(),
+            Thread::ConsoleInput,
+            move || {
+                if started.recv().is_err() {
+                    return;
+                }
                 let mut buf = [0u8; 64];
                 let mut stdin = std::io::stdin();
                 while let Ok(n) = stdin.read(&mut buf) {
@@ -448,15 +478,15 @@ impl Vmm {
                         }
                     }
                 }
-            })
-            .map_err(|e| Error::Thread("console-in".into(), e))?;
-        Ok(())
+            },
+        )?;
+        Ok(start)
     }
 }
 
 /// A running vCPU thread and what the main thread can ask of it.
 struct VcpuThread {
-    handle: JoinHandle<Vcpu>,
+    handle: JoinHandle<Option<Vcpu>>,
     requests: Arc<Requests>,
 }
 

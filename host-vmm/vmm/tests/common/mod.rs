@@ -116,15 +116,31 @@ pub fn run_vmm(args: &[&str]) -> Run {
 
 /// Runs edu-vmm with `args`; with `stop_after`, kills it then (status -1)
 /// instead of failing the test.
+pub fn run_vmm_limited(args: &[&str], stop_after: Option<Duration>) -> Run {
+    let mut cmd = vmm_command();
+    cmd.args(args);
+    run_command(cmd, stop_after)
+}
+
+/// The edu-vmm binary of this build, as a command.
+pub fn vmm_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edu-vmm"));
+    // A backtrace needs files the seccomp filter refuses: a panic would
+    // end in SIGSYS rather than SIGABRT if the runner's setting leaked.
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// Runs `cmd` (from [`vmm_command`]) as [`run_vmm_limited`] does.
 // The child is reaped with wait4 (see `reap`), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-pub fn run_vmm_limited(args: &[&str], stop_after: Option<Duration>) -> Run {
+pub fn run_command(mut cmd: Command, stop_after: Option<Duration>) -> Run {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edu-vmm"))
-        .args(args)
-        // A backtrace needs files the seccomp filter refuses: a panic would
-        // end in SIGSYS rather than SIGABRT if the runner's setting leaked.
-        .env_remove("RUST_BACKTRACE")
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
