@@ -32,6 +32,7 @@ use edu_vmm::exit::{self, Action, Direction, Exit, VmExit};
 use edu_vmm::legacy::{EventFdTrigger, Legacy, I8042_PORT, I8042_PORT_LEN, SERIAL_PORT};
 use edu_vmm::memory::{self, MMIO_GAP_END, MMIO_GAP_START, PCI_MMIO_START};
 use edu_vmm::pci::PciDevices;
+use edu_vmm::seccomp::Policy;
 use libfuzzer_sys::fuzz_target;
 use vm_memory::GuestMemoryMmap;
 
@@ -87,7 +88,7 @@ fn bus(
         ..EduConfig::manual()
     };
     let mut sinks = Vec::new();
-    let pci = PciDevices::with_interrupts(guest_memory(), 2, config, |slot| {
+    let pci = PciDevices::with_interrupts(guest_memory(), 2, config, Policy::Off, |slot| {
         if failing[usize::from(slot - 1)] {
             let f = Arc::new(FailingInterrupts::new(pattern));
             sinks.push((slot, f.clone()));
