@@ -1,6 +1,8 @@
 //! The VMM: `Vmm::try_from(config)` builds the VM one boot step at a time
 //! (KVM and the VM, memory, kernel, devices, MP table, vCPUs), then `run()`
-//! starts the vCPUs and waits for the reason the VM ends.
+//! starts the vCPUs, waits for the reason the VM ends, stops and joins
+//! every vCPU, and tears down the devices, the VM and guest memory in that
+//! order.
 
 use std::fs::File;
 use std::io::Read;
