@@ -269,17 +269,15 @@ impl Rules {
     }
 
     /// Allows `nr` when arguments `(index, mask, value)` all match
-    /// (`arg & mask == value`, on 32 bits); each call adds an alternative.
+    /// (`arg & mask == value`, on the argument's low 32 bits, which hold
+    /// every argument these rules look at; [`EXACT`] compares all of
+    /// them); each call adds an alternative.
     fn allow_if(&mut self, nr: i64, args: &[(u8, u64, u64)]) -> Result<(), Error> {
         let build = |e| Error::Build(self.thread, e);
         let conditions = args
             .iter()
             .map(|&(index, mask, value)| {
-                let op = if mask == u64::from(u32::MAX) {
-                    SeccompCmpOp::Eq
-                } else {
-                    SeccompCmpOp::MaskedEq(mask)
-                };
+                let op = SeccompCmpOp::MaskedEq(mask);
                 SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value)
             })
             .collect::<Result<Vec<_>, _>>()
@@ -293,9 +291,12 @@ impl Rules {
 
     /// Allows `nr` when argument `index` equals `value`.
     fn allow_eq(&mut self, nr: i64, index: u8, value: u64) -> Result<(), Error> {
-        self.allow_if(nr, &[(index, u64::from(u32::MAX), value)])
+        self.allow_if(nr, &[(index, EXACT, value)])
     }
 }
+
+/// The mask of an argument rule that compares the whole 32-bit value.
+const EXACT: u64 = 0xffff_ffff;
 
 /// `value` as the 32-bit pattern a Dword argument rule compares.
 fn word(value: i32) -> u64 {
@@ -308,7 +309,6 @@ pub fn filter(scope: &Scope, thread: &Thread<'_>, tid: i32) -> Result<BpfProgram
         thread: thread.name(),
         map: BTreeMap::new(),
     };
-    let eq = u64::from(u32::MAX);
     // Every thread: log lines and eventfd writes, allocation, locks,
     // clocks, the kick handler's return, thread and process exit.
     r.allow(&[
@@ -341,18 +341,25 @@ pub fn filter(scope: &Scope, thread: &Thread<'_>, tid: i32) -> Result<BpfProgram
     let abort = word(libc::SIGABRT);
     r.allow_if(
         libc::SYS_tgkill,
-        &[(0, eq, word(scope.pid)), (1, eq, word(tid)), (2, eq, abort)],
+        &[
+            (0, EXACT, word(scope.pid)),
+            (1, EXACT, word(tid)),
+            (2, EXACT, abort),
+        ],
     )?;
-    r.allow_if(libc::SYS_tkill, &[(0, eq, word(tid)), (1, eq, abort)])?;
+    r.allow_if(libc::SYS_tkill, &[(0, EXACT, word(tid)), (1, EXACT, abort)])?;
     let sleep = [libc::SYS_nanosleep, libc::SYS_clock_nanosleep];
     match *thread {
         Thread::Vcpu { vcpu_fd } => {
             for request in [KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS] {
-                r.allow_if(libc::SYS_ioctl, &[(0, eq, word(vcpu_fd)), (1, eq, request)])?;
+                r.allow_if(
+                    libc::SYS_ioctl,
+                    &[(0, EXACT, word(vcpu_fd)), (1, EXACT, request)],
+                )?;
             }
             r.allow_if(
                 libc::SYS_ioctl,
-                &[(0, eq, word(scope.vm_fd)), (1, eq, KVM_SIGNAL_MSI)],
+                &[(0, EXACT, word(scope.vm_fd)), (1, EXACT, KVM_SIGNAL_MSI)],
             )?;
             // The reset eventfd; the EAGAIN back-off.
             r.allow(&[libc::SYS_read]);
@@ -361,7 +368,7 @@ pub fn filter(scope: &Scope, thread: &Thread<'_>, tid: i32) -> Result<BpfProgram
         Thread::EduWorker => {
             r.allow_if(
                 libc::SYS_ioctl,
-                &[(0, eq, word(scope.vm_fd)), (1, eq, KVM_SIGNAL_MSI)],
+                &[(0, EXACT, word(scope.vm_fd)), (1, EXACT, KVM_SIGNAL_MSI)],
             )?;
         }
         Thread::IntxResample { resample_fd } => {
@@ -371,7 +378,10 @@ pub fn filter(scope: &Scope, thread: &Thread<'_>, tid: i32) -> Result<BpfProgram
             // before it closes it (debug builds).
             r.allow_if(
                 libc::SYS_fcntl,
-                &[(0, eq, word(resample_fd)), (1, eq, word(libc::F_GETFD))],
+                &[
+                    (0, EXACT, word(resample_fd)),
+                    (1, EXACT, word(libc::F_GETFD)),
+                ],
             )?;
         }
         Thread::ConsoleInput => {
@@ -383,9 +393,13 @@ pub fn filter(scope: &Scope, thread: &Thread<'_>, tid: i32) -> Result<BpfProgram
             for &vcpu in vcpu_tids {
                 r.allow_if(
                     libc::SYS_tgkill,
-                    &[(0, eq, word(scope.pid)), (1, eq, word(vcpu)), (2, eq, kick)],
+                    &[
+                        (0, EXACT, word(scope.pid)),
+                        (1, EXACT, word(vcpu)),
+                        (2, EXACT, kick),
+                    ],
                 )?;
-                r.allow_if(libc::SYS_tkill, &[(0, eq, word(vcpu)), (1, eq, kick)])?;
+                r.allow_if(libc::SYS_tkill, &[(0, EXACT, word(vcpu)), (1, EXACT, kick)])?;
             }
             // Teardown closes every fd; waiting for the vCPUs to stop.
             r.allow(&[libc::SYS_close]);
