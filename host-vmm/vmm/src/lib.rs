@@ -6,15 +6,17 @@
 //! [`memory`] (guest RAM and address map) -> [`boot`] (kernel, initramfs,
 //! command line, zero page or PVH start_info) -> [`cpu`] (GDT, page tables,
 //! CPUID, MSRs, registers) -> [`legacy`] and [`bus`] (devices) ->
-//! [`mptable`] (CPUs, IOAPIC, interrupt routing) -> [`vcpu`] (run loop) ->
-//! [`seccomp`]; [`vmm`] ties them together. [`trace`] is the I/O trace and
-//! the exit statistics.
+//! [`mptable`] (CPUs, IOAPIC, interrupt routing) -> [`vcpu`] (run loop,
+//! with [`exit`] deciding what each exit leads to) -> [`seccomp`]; [`vmm`]
+//! ties them together. [`trace`] is the I/O trace and the exit statistics,
+//! fed by [`exit`].
 
 pub mod boot;
 pub mod bus;
 pub mod cmos;
 pub mod config;
 pub mod cpu;
+pub mod exit;
 pub mod host_kvm;
 pub mod legacy;
 pub mod logger;
@@ -27,5 +29,5 @@ pub mod vcpu;
 pub mod vmm;
 
 pub use config::{Cli, Config};
-pub use vcpu::VmExit;
+pub use exit::VmExit;
 pub use vmm::Vmm;
