@@ -82,29 +82,53 @@ kvm_description() {
     fi
 }
 
+# Build an external module against a kernel build directory: Kbuild
+# sources in $2, objects in $3 (Kbuild's MO=). Warnings fail the build: our
+# modules must be warning-free. $4 names the module in error messages.
+build_kmod() {
+    local kdir=$1 src=$2 obj=$3 what=$4 log=$3/build.log
+    mkdir -p "$obj"
+    if ! make -C "$kdir" M="$src" MO="$obj" LLVM="$EDU_LLVM" modules >"$log" 2>&1; then
+        cat "$log" >&2
+        die "building $what against $kdir failed"
+    fi
+    if grep -qi 'warning' "$log"; then
+        grep -i -B2 -A6 'warning' "$log" >&2
+        die "$what builds with warnings (above); it must build cleanly"
+    fi
+}
+
 # Build edu.ko against a kernel build directory; prints the module's path.
 # Kbuild builds from a snapshot of the sources (driver/ and the ABI file it
 # includes, mtimes kept so rebuilds stay incremental) into
 # build/<flavor>/driver: the test and debug kernels' modules do not overwrite
 # each other, and an in-tree `make -C driver` by a developer does not get in
-# the way. Warnings fail the build: the module must be warning-free.
+# the way.
 build_driver() {
-    local kdir=$1 flavor=$2 base="$EDU_ROOT/build/$2" log
+    local kdir=$1 flavor=$2 base="$EDU_ROOT/build/$2"
     rm -rf "$base/src"
-    mkdir -p "$base/src/driver" "$base/src/abi/src" "$base/driver"
+    mkdir -p "$base/src/driver" "$base/src/abi/src"
     cp -p "$EDU_ROOT"/driver/Kbuild "$EDU_ROOT"/driver/*.rs "$base/src/driver/"
     cp -p "$EDU_ROOT"/abi/src/abi.rs "$base/src/abi/src/"
-    log="$base/driver/build.log"
-    if ! make -C "$kdir" M="$base/src/driver" MO="$base/driver" LLVM="$EDU_LLVM" modules >"$log" 2>&1; then
-        cat "$log" >&2
-        die "building driver/ against $kdir failed"
-    fi
-    if grep -qi 'warning' "$log"; then
-        grep -i -B2 -A6 'warning' "$log" >&2
-        die "driver/ builds with warnings (above); it must build cleanly"
-    fi
+    build_kmod "$kdir" "$base/src/driver" "$base/driver" driver/
     [ -f "$base/driver/edu.ko" ] || die "driver build produced no edu.ko in $base/driver"
     echo "$base/driver/edu.ko"
+}
+
+# Build the C lab module test (tests/c-lab-module) against a kernel build
+# directory: edu_lab.ko, the static edu-lab-ioctl and c-lab-test, laid out
+# as a guest root overlay (for run-guest --overlay); prints its path.
+build_c_lab() {
+    local kdir=$1 from="$EDU_ROOT/tests/c-lab-module" base="$EDU_ROOT/build/c-lab"
+    rm -rf "$base"
+    mkdir -p "$base/src" "$base/overlay/lib/modules" "$base/overlay/bin"
+    cp -p "$from"/Kbuild "$from"/edu_lab.c "$from"/edu_lab.h "$base/src/"
+    build_kmod "$kdir" "$base/src" "$base/obj" tests/c-lab-module
+    cp "$base/obj/edu_lab.ko" "$base/overlay/lib/modules/"
+    gcc -static -O2 -Wall -Wextra -Werror -I"$from" -o "$base/overlay/bin/edu-lab-ioctl" "$from/edu-lab-ioctl.c" ||
+        die "building tests/c-lab-module/edu-lab-ioctl.c (static, gcc) failed"
+    install -m 0755 "$from/c-lab-test" "$base/overlay/bin/c-lab-test"
+    echo "$base/overlay"
 }
 
 # Build a workspace binary as a static musl executable; prints its path.
