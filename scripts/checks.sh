@@ -206,3 +206,10 @@ trace_kvm_layer=guest,kvm
 [ "$(kvm_kind)" = hw ] && trace_kvm_layer=guest
 check_trace_edu_vmm() { ended_ok "$1" && check_trace "$1" "$trace_kvm_layer" && check_page "$1"; }
 check_trace_qemu() { ended_ok "$1" && check_trace "$1" guest && check_page "$1"; }
+
+# Issue 11, item 6: the classic C lab driver (tests/c-lab-module) on every VMM.
+check_c_lab() {
+    ended_ok "$1" && expect "$1" '^10! = 3628800$' &&
+        expect "$1" '^read BAR0 pages 1\.\.255, .*: 255 all ones, 0 other$' && expect "$1" '^c-lab: ok$' &&
+        reject "$1" 'KVM internal error'
+}
