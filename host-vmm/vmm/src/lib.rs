@@ -5,10 +5,11 @@
 //! [`config`] (command line) -> [`host_kvm`] (open and classify KVM) ->
 //! [`memory`] (guest RAM and address map) -> [`boot`] (kernel, initramfs,
 //! command line, zero page or PVH start_info) -> [`cpu`] (GDT, page tables,
-//! CPUID, MSRs, registers) -> [`legacy`] and [`bus`] (devices) ->
-//! [`mptable`] (CPUs, IOAPIC, interrupt routing) -> [`vcpu`] (run loop) ->
-//! [`seccomp`]; [`vmm`] ties them together.
+//! CPUID, MSRs, registers) -> [`legacy`], [`pm`] and [`bus`] (devices) ->
+//! [`mptable`] and [`acpi`] (CPUs, IOAPIC, interrupt routing, power off) ->
+//! [`vcpu`] (run loop) -> [`seccomp`]; [`vmm`] ties them together.
 
+pub mod acpi;
 pub mod boot;
 pub mod bus;
 pub mod cmos;
@@ -20,6 +21,7 @@ pub mod logger;
 pub mod memory;
 pub mod mptable;
 pub mod pci;
+pub mod pm;
 pub mod seccomp;
 pub mod vcpu;
 pub mod vmm;
