@@ -76,16 +76,18 @@ pub const S5_SLP_TYP: u8 = 5;
 const RESET_VALUE: u8 = 0x06;
 /// CMOS register holding the century (`cmos.rs`).
 const CMOS_CENTURY: u8 = 0x32;
-/// IA-PC boot architecture flags (FADT offset 109).
+/// IA-PC boot architecture flag: legacy (ISA/LPC) devices present: the
+/// UART, the CMOS clock. Bit 1, "8042 present", is deliberately never set.
 const BOOT_ARCH_LEGACY_DEVICES: u16 = 1 << 0;
-/// ... bit 1, "8042 present", is deliberately clear ...
+/// IA-PC boot architecture flag: VGA not present.
 const BOOT_ARCH_NO_VGA: u16 = 1 << 2;
 /// MADT flags: PC-AT-compatible dual 8259 present (KVM's PIC).
 const MADT_PCAT_COMPAT: u32 = 1;
-/// MADT interrupt source override / NMI flags: level triggered, active high.
+/// Interrupt source override flags: active high (0b01), level (0b11 << 2).
 const MPS_INTI_LEVEL_HIGH: u16 = 0b1101;
-/// P_LVL2_LAT / P_LVL3_LAT above 100 / 1000 us: no C2, no C3.
+/// P_LVL2_LAT above 100 us: no C2.
 const NO_C2: u16 = 0x0fff;
+/// P_LVL3_LAT above 1000 us: no C3.
 const NO_C3: u16 = 0xffff;
 
 const OEM_ID: [u8; 6] = *b"EDU-RS";
@@ -124,7 +126,7 @@ fn io_gas(port: u16, len: u8, access: AccessSize) -> GAS {
 }
 
 /// The DSDT's AML: `\_S5`, `\_SB.PCI0` and `\_SB.COM1`.
-pub fn dsdt_aml(pci_slots: &[u8]) -> Vec<u8> {
+fn dsdt_aml(pci_slots: &[u8]) -> Vec<u8> {
     // \_S5: SLP_TYPa, SLP_TYPb, two reserved.
     let s5 = Name::new(
         Path::new("_S5_"),
