@@ -214,3 +214,37 @@ trace_kvm_layer=guest,kvm
 [ "$(kvm_kind)" = hw ] && trace_kvm_layer=guest
 check_trace_edu_vmm() { ended_ok "$1" && check_trace "$1" "$trace_kvm_layer" && check_page "$1"; }
 check_trace_qemu() { ended_ok "$1" && check_trace "$1" guest && check_page "$1"; }
+
+# Issue 11, item 6: the classic C lab driver (tests/c-lab-module) on every VMM.
+check_c_lab() {
+    ended_ok "$1" && expect "$1" '^10! = 3628800$' &&
+        expect "$1" '^read BAR0 pages 1\.\.255, .*: 255 all ones, 0 other$' && expect "$1" '^c-lab: ok$' &&
+        reject "$1" 'KVM internal error'
+}
+
+# Issue 10: the boot log and ACPI on edu-vmm.
+# check_bootlog NAME: every kernel line at warning level or above that the
+# case's guest printed (edubootlog=1) is one tests/bootlog-allow.txt allows
+# for the VMM that ran it (scripts/check-bootlog).
+check_bootlog() {
+    local name=$1 vmm out
+    vmm=$(sed -n 's/^.*run-guest: vmm \([a-z-]*\),.*$/\1/p' "$logs/$name.err" | head -n1)
+    if out=$(bash "$EDU_ROOT/scripts/check-bootlog" "$vmm" "$logs/$name.log" 2>&1); then return 0; fi
+    echo "$out" | head -n 20
+    fail "$name" "boot log: kernel lines at warning level or above that tests/bootlog-allow.txt does not allow on $vmm (above)"
+    return 1
+}
+check_lab_acpi() {
+    check_lab "$1" && expect "$1" '^\[ *[0-9.]+\] ACPI: RSDP 0x00000000000E0000' &&
+        expect "$1" '^\[ *[0-9.]+\] PCI: Using ACPI for IRQ routing' &&
+        expect "$1" '^\[ *[0-9.]+\] ACPI: PM: \(supports S0 S5\)'
+}
+check_poweroff() {
+    ended_ok "$1" && expect "$1" '^[0-9]+ pci_edu$' &&
+        expect "$1" 'vm ended after .*: guest power-off \(ACPI S5\)' && reject "$1" 'guest reset \(reboot\)' &&
+        { ! grep -q nested "$logs/$1.err" || expect "$1" '^EDU-RS-L1-END vmm_status=0$'; }
+}
+check_acpi_off() {
+    check_selftest_two "$1" && expect "$1" '"irq_mode":"intx"' &&
+        expect "$1" '^\[ *[0-9.]+\] found SMP MP-table at' && reject "$1" '^\[ *[0-9.]+\] ACPI: RSDP'
+}

@@ -219,28 +219,69 @@ guest_verdict() {
     exit 125
 }
 
+# kernel_patches_applied KDIR...: every kbuild/patches/*.patch is applied in
+# the source each kernel build KDIR was made from (its `source` link) and
+# not in the shared source that build-kernel copied.
+kernel_patches_applied() {
+    local kdir src p
+    src=$(linux_src) || return 1
+    for kdir in "$@"; do
+        for p in "$EDU_ROOT"/kbuild/patches/*.patch; do
+            [ -f "$p" ] || continue
+            patch -d "$kdir/source" -p1 -R --forward --dry-run --batch -s <"$p" >/dev/null ||
+                { echo "${p#"$EDU_ROOT"/} is not applied in $kdir/source"; return 1; }
+            patch -d "$src" -p1 --dry-run --forward --batch -s <"$p" >/dev/null ||
+                { echo "${p#"$EDU_ROOT"/} does not apply to $src: was the shared source modified?"; return 1; }
+            echo "${p#"$EDU_ROOT"/}: applied in $(readlink "$kdir/source"), not in $src"
+        done
+    done
+}
+
 # --- builds -------------------------------------------------------------------
-# build_driver KDIR DIR [CLIPPY]: builds edu.ko against the kernel build
-# directory KDIR into DIR (DIR/out/edu.ko, log DIR/build.log), from a snapshot of
-# driver/ and the ABI file it includes, so an edit made meanwhile does not
-# end up half in the module. DIR belongs to one run: two runs never share
-# it. With CLIPPY=1 the kernel's CLIPPY=1 lints the Rust code as it builds.
-# Warnings fail the build: the module must be warning-free.
+# build_kmod KDIR SRC OBJ WHAT [CLIPPY]: builds an external module against
+# the kernel build directory KDIR, Kbuild sources in SRC, objects in OBJ
+# (Kbuild's MO=; log OBJ/build.log). With CLIPPY the kernel's CLIPPY=1 lints
+# its Rust code as it builds. Warnings fail the build: our modules must be
+# warning-free. WHAT names the module in error messages.
+build_kmod() {
+    local kdir=$1 src=$2 obj=$3 what=$4 clippy=${5:-} log=$3/build.log
+    mkdir -p "$obj"
+    if ! group make -C "$kdir" M="$src" MO="$obj" LLVM="$EDU_LLVM" ${clippy:+CLIPPY=1} modules >"$log" 2>&1; then
+        cat "$log" >&2
+        die "building $what against $kdir failed"
+    fi
+    if grep -qi 'warning' "$log"; then
+        grep -i -B2 -A6 'warning' "$log" >&2
+        die "$what builds with warnings${clippy:+ (CLIPPY=1)} (above); it must build cleanly"
+    fi
+}
+
+# build_driver KDIR DIR [CLIPPY]: builds edu.ko against KDIR into DIR
+# (DIR/out/edu.ko, log DIR/out/build.log), from a snapshot of driver/ and
+# the ABI file it includes, so an edit made meanwhile does not end up half
+# in the module. DIR belongs to one run: two runs never share it.
 build_driver() {
     local kdir=$1 dir=$2 clippy=${3:-}
     rm -rf "$dir" && mkdir -p "$dir/src/driver" "$dir/src/abi/src" "$dir/out"
     cp -p "$EDU_ROOT"/driver/Kbuild "$EDU_ROOT"/driver/*.rs "$dir/src/driver/"
     cp -p "$EDU_ROOT"/abi/src/abi.rs "$dir/src/abi/src/"
-    if ! group make -C "$kdir" M="$dir/src/driver" MO="$dir/out" LLVM="$EDU_LLVM" ${clippy:+CLIPPY=1} \
-        modules >"$dir/build.log" 2>&1; then
-        cat "$dir/build.log" >&2
-        die "building driver/ against $kdir failed"
-    fi
-    if grep -qi 'warning' "$dir/build.log"; then
-        grep -i -B2 -A6 'warning' "$dir/build.log" >&2
-        die "driver/ builds with warnings${clippy:+ (CLIPPY=1)} (above); it must build cleanly"
-    fi
+    build_kmod "$kdir" "$dir/src/driver" "$dir/out" driver/ "$clippy"
     [ -f "$dir/out/edu.ko" ] || die "driver build produced no edu.ko in $dir/out"
+}
+
+# build_c_lab KDIR DIR: builds the C lab module test (tests/c-lab-module)
+# against KDIR into DIR: edu_lab.ko, the static edu-lab-ioctl and c-lab-test,
+# laid out as a guest root overlay in DIR/overlay (for run-guest --overlay).
+build_c_lab() {
+    local kdir=$1 dir=$2 from="$EDU_ROOT/tests/c-lab-module"
+    rm -rf "$dir"
+    mkdir -p "$dir/src" "$dir/overlay/lib/modules" "$dir/overlay/bin"
+    cp -p "$from"/Kbuild "$from"/edu_lab.c "$from"/edu_lab.h "$dir/src/"
+    build_kmod "$kdir" "$dir/src" "$dir/obj" tests/c-lab-module
+    cp "$dir/obj/edu_lab.ko" "$dir/overlay/lib/modules/"
+    gcc -static -O2 -Wall -Wextra -Werror -I"$from" -o "$dir/overlay/bin/edu-lab-ioctl" "$from/edu-lab-ioctl.c" ||
+        die "building tests/c-lab-module/edu-lab-ioctl.c (static, gcc) failed"
+    install -m 0755 "$from/c-lab-test" "$dir/overlay/bin/c-lab-test"
 }
 
 # The path of a workspace binary built by build_static.

@@ -1,7 +1,7 @@
 //! Fuzzes edu-vmm's exit handling, `edu_vmm::exit::handle`, the plain
 //! function every vCPU exit goes through, on the device bus the VMM builds
-//! (UART to a sink, i8042, CMOS, reset control at 0xcf9, the PCI bus with
-//! two edus and the VMM's BARs) over the VMM's real memory layout: RAM
+//! (UART to a sink, i8042, CMOS, the ACPI PM1 registers, reset control at
+//! 0xcf9, the PCI bus with two edus and the VMM's BARs) over the VMM's real memory layout: RAM
 //! below the 32-bit hole and above 4 GiB, from `edu_vmm::memory`. Only KVM
 //! is missing: interrupt sinks that record, or fail in a pattern the input
 //! chooses, and edu's manual clock, moved by the input.
@@ -16,8 +16,9 @@
 //! RAM regions and the hole, clock steps, configuration writes and the
 //! exits that do not touch the bus. Invariants: no panic; a port read
 //! answers all ones where nothing decodes it; an exit ends the VM with a
-//! reset exactly when it writes one of the two reset values, and no
-//! access of the same exit follows it; the exits that end the VM say why;
+//! reset exactly when it writes one of the two reset values, with a power
+//! off exactly when it writes ACPI S5 (SLP_EN with `\_S5`'s sleep type in
+//! PM1a control), and no access of the same exit follows either; the exits that end the VM say why;
 //! every access is counted by the bus and timed in its vCPU's log; every
 //! interrupt the sink refused is counted by the device; edu's
 //! identification register survives; a trace reads back, its accesses
@@ -37,6 +38,7 @@ use edu_pci::{FailingInterrupts, InterruptSink, RecordingInterrupts};
 use edu_trace::decode::{Bdf, Decoder};
 use edu_trace::event::read_events;
 use edu_trace::recorder::{Caps, Raw, Recorder, TraceWriter, WriterThread};
+use edu_vmm::acpi::{PM1A_CNT_BLK, PM1A_EVT_BLK, S5_SLP_TYP};
 use edu_vmm::bus::{Bus, RESET_CONTROL_PORT};
 use edu_vmm::exit::{self, Action, Direction, Exit, VmExit};
 use edu_vmm::legacy::{EventFdTrigger, Legacy, I8042_PORT, I8042_PORT_LEN, SERIAL_PORT};
@@ -53,7 +55,15 @@ const RAM: u64 = MMIO_GAP_START + (32 << 20);
 /// Bytes per exit: op, 3 address bytes, size, 8 data bytes, one more.
 const CHUNK: usize = 14;
 /// Ports something decodes, and one that nothing does, for `port`.
-const PORT_BASES: [u16; 6] = [SERIAL_PORT, I8042_PORT, 0x70, 0xcf8, 0x80, 0x1234];
+const PORT_BASES: [u16; 7] = [
+    SERIAL_PORT,
+    I8042_PORT,
+    0x70,
+    PM1A_EVT_BLK,
+    0xcf8,
+    0x80,
+    0x1234,
+];
 /// The i8042 command port and its reset command.
 const I8042_COMMAND: u16 = 0x64;
 const I8042_RESET: u8 = 0xfe;
@@ -128,11 +138,28 @@ impl EduObserver for EduEvents {
     }
 }
 
+/// The PM1 event and control blocks.
+fn pm1(port: u16) -> bool {
+    (PM1A_EVT_BLK..PM1A_CNT_BLK + 2).contains(&port)
+}
+
+/// Whether a write of `data` at `port` is ACPI S5: it starts on a PM1 port
+/// and its byte for the control register's high half has SLP_EN (bit 13)
+/// and SLP_TYP (bits 12:10) = `\_S5`'s type.
+fn powers_off(port: u16, data: &[u8]) -> bool {
+    let high = (PM1A_CNT_BLK + 1).wrapping_sub(port);
+    pm1(port)
+        && data
+            .get(usize::from(high))
+            .is_some_and(|b| b & 0x20 != 0 && (b >> 2) & 7 == S5_SLP_TYP)
+}
+
 /// Whether anything on the bus decodes a read of `len` bytes at `port`.
 fn decoded(port: u16, len: usize) -> bool {
     (SERIAL_PORT..SERIAL_PORT + 8).contains(&port)
         || (I8042_PORT..I8042_PORT + I8042_PORT_LEN).contains(&port)
         || matches!(port, 0x70 | 0x71)
+        || pm1(port)
         || (port == RESET_CONTROL_PORT && len == 1)
         || (0xcf8..0xd00).contains(&port)
 }
@@ -180,15 +207,25 @@ fn port_exit(
             }
         }
         Direction::Out => {
-            let first_reset = elements.iter().position(|e| resets(port, e));
-            want.pio += first_reset.map_or(elements.len(), |i| i + 1) as u64;
-            let reset = action == Action::End(VmExit::Reset);
+            // The first element that resets or powers off ends the exit.
+            let end = elements.iter().find_map(|e| {
+                if resets(port, e) {
+                    Some(VmExit::Reset)
+                } else if powers_off(port, e) {
+                    Some(VmExit::PowerOff)
+                } else {
+                    None
+                }
+            });
+            let ended = elements
+                .iter()
+                .position(|e| resets(port, e) || powers_off(port, e));
+            want.pio += ended.map_or(elements.len(), |i| i + 1) as u64;
             assert_eq!(
-                reset,
-                first_reset.is_some(),
-                "{elements:02x?} to {port:#x} gave {action:?}"
+                action,
+                end.map_or(Action::Continue, Action::End),
+                "{elements:02x?} to {port:#x}"
             );
-            assert!(reset || action == Action::Continue, "{action:?}");
         }
     }
     assert_eq!(bus.stats.pio.load(Ordering::Relaxed), want.pio, "pio count");

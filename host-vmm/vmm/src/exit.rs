@@ -140,8 +140,8 @@ pub fn handle(exit: Exit<'_>, bus: &Bus, log: &mut ExitLog) -> Action {
 }
 
 /// One port I/O exit: one access of `size` bytes per element, in order,
-/// each timed and recorded on its own; a write that resets the machine
-/// ends the exit there.
+/// each timed and recorded on its own; a write that resets the machine or
+/// powers it off ends the exit there.
 fn port_io(
     port: u16,
     size: u8,
@@ -161,8 +161,10 @@ fn port_io(
         };
         let write = direction == Direction::Out;
         log.access(Space::Port, write, port.into(), element, t0);
-        if outcome == PioOutcome::Reset {
-            return Action::End(VmExit::Reset);
+        match outcome {
+            PioOutcome::Done => {}
+            PioOutcome::Reset => return Action::End(VmExit::Reset),
+            PioOutcome::PowerOff => return Action::End(VmExit::PowerOff),
         }
     }
     Action::Continue
@@ -175,6 +177,8 @@ pub enum VmExit {
     Reset,
     /// The guest powered off through a KVM system event.
     Shutdown,
+    /// The guest powered off through ACPI: S5 written to PM1a control.
+    PowerOff,
     /// Triple fault (KVM_EXIT_SHUTDOWN) on a vCPU.
     TripleFault {
         /// vCPU index.
@@ -211,7 +215,7 @@ impl VmExit {
     /// Process exit status: 0 for a guest-requested reset or power-off.
     pub fn status(&self) -> i32 {
         match self {
-            VmExit::Reset | VmExit::Shutdown => 0,
+            VmExit::Reset | VmExit::Shutdown | VmExit::PowerOff => 0,
             _ => 1,
         }
     }
@@ -223,6 +227,7 @@ impl std::fmt::Display for VmExit {
         match self {
             VmExit::Reset => write!(f, "guest reset (reboot)"),
             VmExit::Shutdown => write!(f, "guest shutdown"),
+            VmExit::PowerOff => write!(f, "guest power-off (ACPI S5)"),
             VmExit::TripleFault { cpu, rip: r } => {
                 write!(f, "triple fault on vCPU {cpu} at rip {}", rip(r))
             }
@@ -339,6 +344,21 @@ mod tests {
             Action::End(VmExit::Reset)
         );
         assert!(console.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn acpi_s5_ends_the_vm_as_a_power_off_with_status_0() {
+        let (bus, _) = bus();
+        let mut log = ExitLog::new(0, None);
+        let port = crate::acpi::PM1A_CNT_BLK;
+        let s5 = u16::from(crate::acpi::S5_SLP_TYP) << 10;
+        // SLP_TYP alone, then with SLP_EN, then a write that never comes.
+        let mut data = [s5.to_le_bytes(), (s5 | 1 << 13).to_le_bytes(), [0, 0]].concat();
+        let a = handle(io(port, 2, Direction::Out, &mut data), &bus, &mut log);
+        assert_eq!(a, Action::End(VmExit::PowerOff));
+        assert_eq!(log.stats().count(), 2, "nothing after the power-off");
+        assert_eq!(VmExit::PowerOff.status(), 0);
+        assert_eq!(VmExit::PowerOff.to_string(), "guest power-off (ACPI S5)");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The VMM: `Vmm::try_from(config)` builds the VM one boot step at a time
-//! (KVM and the VM, memory, kernel, devices, MP table, vCPUs), then `run()`
-//! starts the vCPUs, waits for the reason the VM ends, stops and joins
-//! every vCPU (taking back their exit statistics), and tears down the
-//! devices, the trace, the VM and guest memory in that order.
+//! (KVM and the VM, memory, kernel, devices, MP table and ACPI tables,
+//! vCPUs), then `run()` starts the vCPUs, waits for the reason the VM ends,
+//! stops and joins every vCPU (taking back their exit statistics), and
+//! tears down the devices, the trace, the VM and guest memory in that
+//! order.
 
 use std::fs::File;
 use std::io::Read;
@@ -18,6 +19,7 @@ use kvm_bindings::{
 use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
+use crate::acpi;
 use crate::boot::{self, EntryMode, LoadedKernel};
 use crate::bus::Bus;
 use crate::config::{Config, SerialOut};
@@ -56,6 +58,9 @@ pub enum Error {
     /// The MP table could not be written.
     #[error(transparent)]
     MpTable(#[from] mptable::Error),
+    /// The ACPI tables could not be written.
+    #[error(transparent)]
+    Acpi(#[from] acpi::Error),
     /// PCI devices could not be created.
     #[error(transparent)]
     Pci(#[from] pci::Error),
@@ -120,6 +125,7 @@ impl TryFrom<Config> for Vmm {
         let (bus, pci) = Self::create_devices(&vm, &mem, &config, seccomp, &tracing)?;
         let slots = pci.slots();
         mptable::setup(&mem, config.vcpus, &slots)?;
+        acpi::setup(&mem, config.vcpus, &slots)?;
         let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus, &tracing)?;
         Ok(Vmm {
             config,
