@@ -15,8 +15,10 @@
 //!   at the end closes the trace and prints the statistics of every vCPU,
 //!   named by a decoder that knows the final BARs.
 //!
-//! Without `--trace` an exit costs two clock reads and one hash probe in
-//! the vCPU's own table; the recorder is an `Option` that stays `None`.
+//! Without `--trace` an access costs two clock reads and an update of the
+//! vCPU's own table (the last access's slot, else one hash probe), inlined
+//! into `exit::handle`; the recorder is an `Option` that stays `None`, and
+//! recording is out of line.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -78,31 +80,43 @@ impl ExitLog {
     }
 
     /// An access that started at `t0` is done; `data` holds what was
-    /// written, or what the device answered.
-    #[inline]
+    /// written, or what the device answered. Inlined into
+    /// [`crate::exit::handle`], with the recording out of line: this runs
+    /// on every exit, traced or not.
+    #[inline(always)]
     pub fn access(&mut self, space: Space, write: bool, addr: u64, data: &[u8], t0: u64) {
         let dur = clock::now_ns().saturating_sub(t0);
         self.stats.add(ExitKind::of(space, write), addr, dur);
         if let Some(r) = &self.rec {
-            let mut v = [0u8; 8];
-            let n = data.len().min(8);
-            v[..n].copy_from_slice(&data[..n]);
-            let access = Access {
-                space,
-                write,
-                addr,
-                size: data.len() as u8,
-                value: u64::from_le_bytes(v),
-            };
-            r.record(
-                t0,
-                dur,
-                Raw::Access {
-                    vcpu: self.cpu,
-                    access,
-                },
-            );
+            Self::record(r, self.cpu, space, write, addr, data, t0, dur);
         }
+    }
+
+    /// Hands an access to the recorder (`--trace`).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        rec: &Recorder,
+        vcpu: u8,
+        space: Space,
+        write: bool,
+        addr: u64,
+        data: &[u8],
+        t0: u64,
+        dur: u64,
+    ) {
+        let mut v = [0u8; 8];
+        let n = data.len().min(8);
+        v[..n].copy_from_slice(&data[..n]);
+        let access = Access {
+            space,
+            write,
+            addr,
+            size: data.len() as u8,
+            value: u64::from_le_bytes(v),
+        };
+        rec.record(t0, dur, Raw::Access { vcpu, access });
     }
 
     /// This vCPU's statistics so far.
