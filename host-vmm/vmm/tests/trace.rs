@@ -116,6 +116,14 @@ fn enumeration_factorial_and_dma_come_out_in_words() {
         ],
     );
     r.assert_pass();
+    // The writer ran under its own filter, which let it write the trace.
+    assert!(
+        r.log
+            .lines()
+            .any(|l| l.contains("seccomp filters installed") && l.contains("trace writer, main")),
+        "{}",
+        r.log
+    );
     let ev = events(&p);
     assert!(dropped_none(&ev));
     let texts: Vec<&str> = ev.iter().map(|e| e.text.as_str()).collect();
