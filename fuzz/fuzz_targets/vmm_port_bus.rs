@@ -1,13 +1,16 @@
 //! Fuzzes edu-vmm's port and MMIO router (`edu_vmm::bus::Bus`) built as
-//! the VMM builds it: UART (to a sink), i8042, CMOS, reset control at
-//! 0xcf9, and the PCI side with two edu devices and their BARs placed,
+//! the VMM builds it: UART (to a sink), i8042, CMOS, the ACPI PM1
+//! registers, reset control at 0xcf9, and the PCI side with two edu
+//! devices and their BARs placed,
 //! only with recording interrupt sinks instead of KVM's irqfds and a
 //! manual edu clock. The input is a sequence of port and MMIO reads and
 //! writes of 0 to 8 bytes. Invariants: no panic; a read writes exactly the
 //! buffer it is given, all ones where nothing decodes the port and zeros
 //! above the first byte of the byte-wide devices; a write ends the VM
-//! (`PioOutcome::Reset`) exactly when it is one of the two reset writes;
-//! every access is counted.
+//! (`PioOutcome::Reset`) exactly when it is one of the two reset writes,
+//! and powers it off (`PioOutcome::PowerOff`) exactly when it starts on a
+//! PM1 port and writes SLP_EN with `\_S5`'s sleep type into the control
+//! register's high byte; every access is counted.
 
 #![no_main]
 
@@ -16,6 +19,7 @@ use std::sync::Arc;
 
 use edu_devices::EduConfig;
 use edu_pci::RecordingInterrupts;
+use edu_vmm::acpi::{PM1A_CNT_BLK, PM1A_EVT_BLK, S5_SLP_TYP};
 use edu_vmm::bus::{Bus, PioOutcome, RESET_CONTROL_PORT};
 use edu_vmm::legacy::{EventFdTrigger, Legacy, I8042_PORT, I8042_PORT_LEN, SERIAL_PORT};
 use edu_vmm::pci::PciDevices;
@@ -27,7 +31,15 @@ const CHUNK: usize = 13;
 /// Marker around and in read buffers, to see what a read touched.
 const CANARY: u8 = 0xa5;
 /// Ports something decodes, and a few around them, for `port_near`.
-const PORT_BASES: [u16; 6] = [SERIAL_PORT, I8042_PORT, 0x70, 0xcf8, 0x80, 0x1234];
+const PORT_BASES: [u16; 7] = [
+    SERIAL_PORT,
+    I8042_PORT,
+    0x70,
+    PM1A_EVT_BLK,
+    0xcf8,
+    0x80,
+    0x1234,
+];
 /// Where the VMM places the first edu BAR0 (the PCI window's start).
 const BAR_BASE: u64 = 0xc000_0000;
 /// The i8042 command port and its reset command.
@@ -63,11 +75,28 @@ fn assert_untouched_past(buf: &[u8], len: usize) {
     );
 }
 
+/// The PM1 event and control blocks.
+fn pm1(port: u16) -> bool {
+    (PM1A_EVT_BLK..PM1A_CNT_BLK + 2).contains(&port)
+}
+
+/// Whether a write of `payload` at `port` is ACPI S5: it starts on a PM1
+/// port and its byte for the control register's high half has SLP_EN (bit
+/// 13) and SLP_TYP (bits 12:10) = `\_S5`'s type.
+fn s5(port: u16, payload: &[u8]) -> bool {
+    let high = (PM1A_CNT_BLK + 1).wrapping_sub(port);
+    pm1(port)
+        && payload
+            .get(usize::from(high))
+            .is_some_and(|b| b & 0x20 != 0 && (b >> 2) & 7 == S5_SLP_TYP)
+}
+
 /// Whether anything on the bus decodes a read of `len` bytes at `port`.
 fn decoded(port: u16, len: usize) -> bool {
     (SERIAL_PORT..SERIAL_PORT + 8).contains(&port)
         || (I8042_PORT..I8042_PORT + I8042_PORT_LEN).contains(&port)
         || matches!(port, 0x70 | 0x71)
+        || pm1(port)
         || (port == RESET_CONTROL_PORT && len == 1)
         || (0xcf8..0xd00).contains(&port)
 }
@@ -133,6 +162,11 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(
                     out == PioOutcome::Reset,
                     reset,
+                    "write {payload:02x?} to {port:#x} gave {out:?}"
+                );
+                assert_eq!(
+                    out == PioOutcome::PowerOff,
+                    s5(port, payload),
                     "write {payload:02x?} to {port:#x} gave {out:?}"
                 );
             }

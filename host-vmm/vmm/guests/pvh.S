@@ -1,7 +1,8 @@
 # Entered through the PVH boot protocol (an ELF note names the 32-bit
 # entry; flat protected mode, paging off, ebx = hvm_start_info), as a PVH
-# vmlinux is. Prints the start_info fields, the command line, the module
-# (initramfs) with a byte sum, and the memory map, for the host test.
+# vmlinux is. Prints the start_info fields (with the ACPI RSDP's address),
+# the command line, the module (initramfs) with a byte sum, and the memory
+# map, for the host test.
         .intel_syntax noprefix
 
         .section .note.Xen, "a"
@@ -35,6 +36,10 @@ pvh_start:
         mov esi, offset s_entries
         call puts
         mov eax, [ebp + 48]
+        call puthex
+        mov esi, offset s_rsdp
+        call puts
+        mov eax, [ebp + 32]             # rsdp_paddr (low half)
         call puthex
         call putnl
 
@@ -178,6 +183,7 @@ s_start:    .asciz "pvh: start\n"
 s_version:  .asciz "pvh version="
 s_modules:  .asciz " modules="
 s_entries:  .asciz " memmap="
+s_rsdp:     .asciz " rsdp="
 s_cmdline:  .asciz "cmdline=["
 s_close:    .asciz "]\n"
 s_module:   .asciz "module addr="

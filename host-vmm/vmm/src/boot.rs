@@ -1,6 +1,7 @@
 //! Loading the kernel, command line and initramfs, and the boot information
 //! the kernel reads: the zero page (Linux 64-bit boot protocol) or the PVH
-//! `hvm_start_info`.
+//! `hvm_start_info`, both of which also give the ACPI RSDP's address
+//! ([`crate::acpi`]).
 //!
 //! linux-loader parses the images and writes the structures; this module
 //! decides where things go and fills in the fields.
@@ -18,6 +19,7 @@ use linux_loader::loader::elf::start_info::{
 use linux_loader::loader::{BzImage, Cmdline, Elf, KernelLoader, PvhBootCapability};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
+use crate::acpi::RSDP_ADDR;
 use crate::memory::{
     e820_map, low_ram_end, CMDLINE_MAX_SIZE, CMDLINE_START, HIMEM_START, PVH_INFO_START,
     PVH_MEMMAP_START, PVH_MODLIST_START, ZERO_PAGE_START,
@@ -282,6 +284,7 @@ pub fn write_zero_page(
         };
     }
     params.e820_entries = map.len() as u8;
+    params.acpi_rsdp_addr = RSDP_ADDR;
     LinuxBootConfigurator::write_bootparams::<GuestMemoryMmap>(
         &BootParams::new(&params, GuestAddress(ZERO_PAGE_START)),
         mem,
@@ -308,6 +311,7 @@ pub fn write_pvh_start_info(
         magic: XEN_HVM_START_MAGIC_VALUE,
         version: 1,
         cmdline_paddr: CMDLINE_START,
+        rsdp_paddr: RSDP_ADDR,
         memmap_paddr: PVH_MEMMAP_START,
         memmap_entries: map.len() as u32,
         ..Default::default()
@@ -421,6 +425,8 @@ mod tests {
         assert_eq!((u64::from(img), u64::from(rsz)), (i.addr, i.size));
         assert_eq!(u64::from(cmd), CMDLINE_START);
         assert_eq!(p.e820_entries, 3);
+        let rsdp = p.acpi_rsdp_addr;
+        assert_eq!(rsdp, RSDP_ADDR);
         let mut buf = [0u8; 14];
         m.read_slice(&mut buf, GuestAddress(CMDLINE_START)).unwrap();
         assert_eq!(&buf, b"console=ttyS0\0");
@@ -456,6 +462,7 @@ mod tests {
         assert_eq!(s.magic, XEN_HVM_START_MAGIC_VALUE);
         assert_eq!(s.memmap_entries, 3);
         assert_eq!(s.nr_modules, 1);
+        assert_eq!(s.rsdp_paddr, RSDP_ADDR);
         let md: hvm_modlist_entry = m.read_obj(GuestAddress(PVH_MODLIST_START)).unwrap();
         assert_eq!((md.paddr, md.size), (0x100_0000, 123));
     }

@@ -1,8 +1,8 @@
 //! Routing of the guest's port and MMIO accesses to devices.
 //!
 //! Ports: the UART and i8042 ([`crate::legacy`]), the CMOS clock
-//! ([`crate::cmos`]), the reset control
-//! register at 0xcf9, the PCI configuration ports 0xcf8/0xcfc. MMIO: the
+//! ([`crate::cmos`]), the ACPI PM1 registers ([`crate::pm`]), the reset
+//! control register at 0xcf9, the PCI configuration ports 0xcf8/0xcfc. MMIO: the
 //! PCI BARs. Anything else reads as all ones and ignores writes, as on real
 //! hardware with nothing decoding the address; those accesses are counted,
 //! and logged when `--trace-devices` is on or at debug level.
@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use crate::cmos::{Cmos, CMOS_DATA_PORT, CMOS_INDEX_PORT};
 use crate::legacy::{lock, Legacy, I8042_PORT, I8042_PORT_LEN};
+use crate::pm::{Pm1, PmWrite};
 
 /// PIIX-style reset control register (byte access at 0xcf9).
 pub const RESET_CONTROL_PORT: u16 = 0xcf9;
@@ -31,6 +32,8 @@ pub enum PioOutcome {
     Done,
     /// The guest reset the machine.
     Reset,
+    /// The guest powered the machine off (ACPI S5).
+    PowerOff,
 }
 
 /// PCI configuration and BAR accesses, provided by the PCI bus.
@@ -60,6 +63,7 @@ pub struct Stats {
 pub struct Bus {
     legacy: Legacy,
     cmos: Mutex<Cmos>,
+    pm: Mutex<Pm1>,
     reset: EventFd,
     pci: Option<Arc<dyn PciAccess>>,
     trace: bool,
@@ -73,6 +77,7 @@ impl Bus {
         Bus {
             legacy,
             cmos: Mutex::new(Cmos::new()),
+            pm: Mutex::new(Pm1::default()),
             reset,
             pci: None,
             trace,
@@ -111,6 +116,7 @@ impl Bus {
                 }
                 true
             })
+            || lock(&self.pm).read(port, data)
             || (port == RESET_CONTROL_PORT && data.len() == 1 && {
                 data[0] = 0;
                 true
@@ -145,6 +151,11 @@ impl Bus {
                 lock(&self.cmos).write(port, v);
             }
             return PioOutcome::Done;
+        }
+        match lock(&self.pm).write(port, data) {
+            PmWrite::NotOurs => {}
+            PmWrite::Done => return PioOutcome::Done,
+            PmWrite::PowerOff => return PioOutcome::PowerOff,
         }
         if self.legacy.pio_write(port, data) {
             // The i8042 signals a reset through its eventfd.
@@ -239,6 +250,20 @@ mod tests {
         let mut d = [0u8];
         b.pio_read(0x71, &mut d);
         assert_eq!(d[0], 0x80, "status D: time valid");
+        assert_eq!(b.stats.unhandled.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn acpi_s5_powers_off() {
+        let b = bus();
+        let mut d = [0u8; 2];
+        b.pio_read(crate::acpi::PM1A_CNT_BLK, &mut d);
+        assert_eq!(d, [1, 0], "SCI_EN: in ACPI mode");
+        let s5 = u16::from(crate::acpi::S5_SLP_TYP) << 10;
+        let port = crate::acpi::PM1A_CNT_BLK;
+        assert_eq!(b.pio_write(port, &s5.to_le_bytes()), PioOutcome::Done);
+        let s5_en = (s5 | 1 << 13).to_le_bytes();
+        assert_eq!(b.pio_write(port, &s5_en), PioOutcome::PowerOff);
         assert_eq!(b.stats.unhandled.load(Ordering::Relaxed), 0);
     }
 

@@ -5,6 +5,17 @@
 //! for GSI 4, so the guest's interrupt arrives without a VMM round trip.
 //! A write of 0xfe to port 0x64 (Linux's `reboot=k`) signals the reset
 //! eventfd, which ends the VM with status 0.
+//!
+//! The i8042 has nothing but that reset line: no command byte, no
+//! keyboard. The ACPI tables say there is no 8042 ([`crate::acpi`]), so
+//! Linux with ACPI never probes it. A kernel without ACPI (or with
+//! `acpi=off`) probes the ports; its status register reads
+//! [`I8042_STATUS_NO_CONTROLLER`]: an output buffer that never drains,
+//! which Linux's i8042 driver takes as "No controller found" (as it takes
+//! the all-ones of a board without one), and an input buffer that is
+//! always empty, so the reset command is written at once. (vm-superio's
+//! status of 0 made Linux think a controller was there and then fail with
+//! `i8042: Can't read CTR while initializing i8042`.)
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -22,6 +33,11 @@ pub const SERIAL_IRQ: u32 = 4;
 pub const I8042_PORT: u16 = 0x60;
 /// Ports decoded by the i8042 (0x60..=0x64).
 pub const I8042_PORT_LEN: u16 = 5;
+/// Offset of the status register (port 0x64, read).
+const I8042_STATUS: u8 = 4;
+/// Status: output buffer full (bit 0) forever, input buffer empty (bit 1
+/// clear): how the reset-only i8042 reads to a driver that probes it.
+pub const I8042_STATUS_NO_CONTROLLER: u8 = 0x01;
 
 /// Errors creating legacy devices.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +105,11 @@ impl Legacy {
             return true;
         }
         if let Some(off) = offset(port, I8042_PORT, I8042_PORT_LEN) {
-            let v = lock(&self.i8042).read(off);
+            let v = if off == I8042_STATUS {
+                I8042_STATUS_NO_CONTROLLER
+            } else {
+                lock(&self.i8042).read(off)
+            };
             data.fill(0);
             if let Some(b) = data.first_mut() {
                 *b = v;
@@ -189,6 +209,24 @@ mod tests {
         let mut d = [0u8];
         assert!(l.pio_read(SERIAL_PORT, &mut d));
         assert_eq!(d[0], b'x');
+    }
+
+    #[test]
+    fn i8042_reads_as_absent_to_a_probe_and_takes_the_reset_at_once() {
+        let (l, _, reset) = legacy();
+        let mut status = [0u8];
+        // Linux's i8042_flush(): a status with OBF set after 16 data
+        // reads is "No controller found".
+        for _ in 0..17 {
+            assert!(l.pio_read(0x64, &mut status));
+            assert_ne!(status[0] & 0x01, 0, "output buffer full");
+            let mut data = [0xffu8];
+            assert!(l.pio_read(0x60, &mut data));
+        }
+        // Linux's kb_wait() before the reset command: input buffer empty.
+        assert_eq!(status[0] & 0x02, 0, "input buffer empty");
+        assert!(l.pio_write(0x64, &[0xfe]));
+        assert_eq!(reset.read().unwrap(), 1);
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! [`config`] (command line) -> [`host_kvm`] (open and classify KVM) ->
 //! [`memory`] (guest RAM and address map) -> [`boot`] (kernel, initramfs,
 //! command line, zero page or PVH start_info) -> [`cpu`] (GDT, page tables,
-//! CPUID, MSRs, registers) -> [`legacy`] and [`bus`] (devices) ->
-//! [`mptable`] (CPUs, IOAPIC, interrupt routing) -> [`vcpu`] (run loop) ->
-//! [`seccomp`]; [`vmm`] ties them together. [`trace`] is the I/O trace and
-//! the exit statistics.
+//! CPUID, MSRs, registers) -> [`legacy`], [`pm`] and [`bus`] (devices) ->
+//! [`mptable`] and [`acpi`] (CPUs, IOAPIC, interrupt routing, power off) ->
+//! [`vcpu`] (run loop) -> [`seccomp`]; [`vmm`] ties them together. [`trace`]
+//! is the I/O trace and the exit statistics.
 
+pub mod acpi;
 pub mod boot;
 pub mod bus;
 pub mod cmos;
@@ -21,6 +22,7 @@ pub mod logger;
 pub mod memory;
 pub mod mptable;
 pub mod pci;
+pub mod pm;
 pub mod seccomp;
 pub mod trace;
 pub mod vcpu;

@@ -8,6 +8,7 @@
 //! 0x0000_9000  PML4, PDPT at 0xa000, four page directories at 0xb000-0xefff
 //! 0x0002_0000  kernel command line
 //! 0x0009_fc00  MP floating pointer and configuration table (reserved)
+//! 0x000e_0000  ACPI tables from the RSDP on (reserved; `acpi.rs`)
 //! 0x0010_0000  kernel (bzImage protected-mode part, or ELF segments)
 //!   ...        RAM up to min(size, 3 GiB); initramfs at the top of it
 //! 0xc000_0000  PCI MMIO window (edu BARs), then IOAPIC 0xfec0_0000, LAPIC 0xfee0_0000

@@ -30,6 +30,8 @@ pub enum VmExit {
     Reset,
     /// The guest powered off through a KVM system event.
     Shutdown,
+    /// The guest powered off through ACPI: S5 written to PM1a control.
+    PowerOff,
     /// Triple fault (KVM_EXIT_SHUTDOWN) on a vCPU.
     TripleFault {
         /// vCPU index.
@@ -66,7 +68,7 @@ impl VmExit {
     /// Process exit status: 0 for a guest-requested reset or power-off.
     pub fn status(&self) -> i32 {
         match self {
-            VmExit::Reset | VmExit::Shutdown => 0,
+            VmExit::Reset | VmExit::Shutdown | VmExit::PowerOff => 0,
             _ => 1,
         }
     }
@@ -78,6 +80,7 @@ impl std::fmt::Display for VmExit {
         match self {
             VmExit::Reset => write!(f, "guest reset (reboot)"),
             VmExit::Shutdown => write!(f, "guest shutdown"),
+            VmExit::PowerOff => write!(f, "guest power-off (ACPI S5)"),
             VmExit::TripleFault { cpu, rip: r } => {
                 write!(f, "triple fault on vCPU {cpu} at rip {}", rip(r))
             }
@@ -182,8 +185,10 @@ impl Vcpu {
             };
             self.log
                 .access(Space::Port, write, io.port.into(), element, t0);
-            if outcome == PioOutcome::Reset {
-                return Some(VmExit::Reset);
+            match outcome {
+                PioOutcome::Done => {}
+                PioOutcome::Reset => return Some(VmExit::Reset),
+                PioOutcome::PowerOff => return Some(VmExit::PowerOff),
             }
         }
         None
@@ -273,6 +278,7 @@ mod tests {
     fn exit_statuses() {
         assert_eq!(VmExit::Reset.status(), 0);
         assert_eq!(VmExit::Shutdown.status(), 0);
+        assert_eq!(VmExit::PowerOff.status(), 0);
         assert_eq!(VmExit::TripleFault { cpu: 0, rip: None }.status(), 1);
         let e = VmExit::InternalError {
             cpu: 1,

@@ -1,5 +1,6 @@
 //! The VMM: `Vmm::try_from(config)` builds the VM one boot step at a time
-//! (KVM and the VM, memory, kernel, devices, MP table, vCPUs), then `run()`
+//! (KVM and the VM, memory, kernel, devices, MP table and ACPI tables,
+//! vCPUs), then `run()`
 //! starts the vCPUs and waits for the reason the VM ends.
 
 use std::fs::File;
@@ -16,6 +17,7 @@ use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 
+use crate::acpi;
 use crate::boot::{self, EntryMode, LoadedKernel};
 use crate::bus::Bus;
 use crate::config::{Config, SerialOut};
@@ -57,6 +59,9 @@ pub enum Error {
     /// The MP table could not be written.
     #[error(transparent)]
     MpTable(#[from] mptable::Error),
+    /// The ACPI tables could not be written.
+    #[error(transparent)]
+    Acpi(#[from] acpi::Error),
     /// PCI devices could not be created.
     #[error(transparent)]
     Pci(#[from] pci::Error),
@@ -114,6 +119,7 @@ impl TryFrom<Config> for Vmm {
         let (bus, pci) = Self::create_devices(&vm, &mem, &config, &tracing)?;
         let slots = pci.slots();
         mptable::setup(&mem, config.vcpus, &slots)?;
+        acpi::setup(&mem, config.vcpus, &slots)?;
         let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus, &mut tracing)?;
         Ok(Vmm {
             config,

@@ -132,6 +132,7 @@ fn pvh_guest_reads_start_info() {
     assert_eq!(parse_kv(head, "version"), Some(1));
     assert_eq!(parse_kv(head, "modules"), Some(1));
     assert_eq!(parse_kv(head, "memmap"), Some(3));
+    assert_eq!(parse_kv(head, "rsdp"), Some(0xe_0000));
     assert_eq!(r.lines("cmdline=")[0], "cmdline=[pvh=yes]");
     assert_eq!(r.value("module", "size"), 777);
     assert_eq!(r.value("module", "sum"), sum);
