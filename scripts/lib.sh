@@ -311,7 +311,10 @@ tty_session() {
     trap 'EDU_TTY_ESCAPED=1' INT
     trap 'kill -TERM "$pid" 2>/dev/null' TERM HUP
     stty raw -echo -iexten opost isig intr "$EDU_TTY_ESCAPE" quit undef susp undef </dev/tty
-    "$@" </dev/tty &
+    # A command started with & by a shell without job control has SIGINT
+    # and SIGQUIT ignored, and a VMM that does not catch SIGINT itself (a
+    # stand-in, edu-vmm) would outlive Ctrl-]: env gives them back.
+    env --default-signal=INT,QUIT "$@" </dev/tty &
     pid=$!
     # wait returns early (> 128) when a trapped signal arrives; CMD may
     # still run then.
