@@ -219,6 +219,24 @@ guest_verdict() {
     exit 125
 }
 
+# kernel_patches_applied KDIR...: every kbuild/patches/*.patch is applied in
+# the source each kernel build KDIR was made from (its `source` link) and
+# not in the shared source that build-kernel copied.
+kernel_patches_applied() {
+    local kdir src p
+    src=$(linux_src) || return 1
+    for kdir in "$@"; do
+        for p in "$EDU_ROOT"/kbuild/patches/*.patch; do
+            [ -f "$p" ] || continue
+            patch -d "$kdir/source" -p1 -R --forward --dry-run --batch -s <"$p" >/dev/null ||
+                { echo "${p#"$EDU_ROOT"/} is not applied in $kdir/source"; return 1; }
+            patch -d "$src" -p1 --dry-run --forward --batch -s <"$p" >/dev/null ||
+                { echo "${p#"$EDU_ROOT"/} does not apply to $src: was the shared source modified?"; return 1; }
+            echo "${p#"$EDU_ROOT"/}: applied in $(readlink "$kdir/source"), not in $src"
+        done
+    done
+}
+
 # --- builds -------------------------------------------------------------------
 # build_kmod KDIR SRC OBJ WHAT [CLIPPY]: builds an external module against
 # the kernel build directory KDIR, Kbuild sources in SRC, objects in OBJ
