@@ -1,5 +1,5 @@
 # Short names for the scripts; the scripts are the real interface.
-.PHONY: setup kernel kernel-debug driver run test check clean
+.PHONY: setup kernel kernel-debug driver run shell test check clean
 
 setup:
 	./scripts/setup
@@ -11,6 +11,8 @@ driver:
 	$(MAKE) -C driver
 run:
 	./scripts/run
+shell:
+	./scripts/shell
 test:
 	./scripts/test
 check:

@@ -301,3 +301,47 @@ build_host() {
         die "cargo build of $pkg failed"
     echo "${CARGO_TARGET_DIR:-$EDU_ROOT/target}/release/$bin"
 }
+
+# --- a terminal for a person (run-guest --interactive) -------------------------
+# The escape key of tty_session, as the terminal's intr character and as a
+# person reads it.
+EDU_TTY_ESCAPE='^]' EDU_TTY_ESCAPE_NAME='Ctrl-]'
+
+# tty_session CMD...: runs CMD (a VMM whose serial console is its standard
+# input and output) for a person at this terminal, and returns its status;
+# EDU_TTY_ESCAPED is 1 when the person left with the escape key.
+#
+# The terminal is raw while CMD runs: every key goes to CMD as a byte (no
+# echo, no line editing; Ctrl-C, Ctrl-Z and Ctrl-\ are bytes for the guest,
+# whose own console makes them signals), except the escape key Ctrl-], which
+# the terminal itself turns into SIGINT to CMD, like telnet's: it works with
+# every VMM at once, including a nested one, without the VMM knowing. CMD
+# gets its own open file of the terminal (/dev/tty), so flags it sets there
+# (QEMU's O_NONBLOCK) stay off the caller's. The terminal's settings are
+# saved first and put back however CMD ends: it exits, crashes, or is killed
+# (SIGKILL included); SIGTERM or SIGHUP to this script stops CMD first.
+tty_session() {
+    local saved pid rc= r traps
+    saved=$(stty -g </dev/tty) || die "$(basename "$0"): no terminal to run an interactive guest on"
+    traps=$(trap -p INT TERM HUP)
+    EDU_TTY_ESCAPED=
+    # Not an empty trap: CMD must not inherit SIGINT ignored.
+    trap 'EDU_TTY_ESCAPED=1' INT
+    trap 'kill -TERM "$pid" 2>/dev/null' TERM HUP
+    stty raw -echo -iexten opost isig intr "$EDU_TTY_ESCAPE" quit undef susp undef </dev/tty
+    # A command started with & by a shell without job control has SIGINT
+    # and SIGQUIT ignored, and a VMM that does not catch SIGINT itself (a
+    # stand-in, edu-vmm) would outlive Ctrl-]: env gives them back.
+    env --default-signal=INT,QUIT "$@" </dev/tty &
+    pid=$!
+    # wait returns early (> 128) when a trapped signal arrives; CMD may
+    # still run then.
+    while [ -z "$rc" ]; do
+        wait "$pid" && r=0 || r=$?
+        kill -0 "$pid" 2>/dev/null || rc=$r
+    done
+    stty "$saved" </dev/tty
+    trap - INT TERM HUP
+    eval "$traps"
+    return "$rc"
+}
