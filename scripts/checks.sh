@@ -37,6 +37,14 @@ reject() {
     fi
 }
 
+# check_edu_vmm NAME: a run on edu-vmm (nested: the static build that
+# ships) put its production seccomp filters on every thread, and no filter
+# refused a call. scripts/test adds it to every edu-vmm case.
+check_edu_vmm() {
+    expect "$1" 'seccomp filters installed on every thread' &&
+        reject "$1" 'seccomp: the .* filter refused'
+}
+
 # Kernel messages a case provokes on purpose, by case name: an extended
 # regex of lines kernel_clean leaves out for that case (whose own check then
 # accounts for them). For example, a fault-injection case whose failed

@@ -26,8 +26,9 @@
 //! ```
 
 pub mod edu;
+pub mod guest_log;
 
 pub use edu::{
     DmaOutcome, EduClock, EduConfig, EduDevice, EduError, EduEvent, EduObserver, EduStats,
-    RejectedRead,
+    RejectedRead, WorkerSetupError,
 };

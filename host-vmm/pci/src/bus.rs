@@ -26,14 +26,18 @@
 //!
 //! [`PciBus::mmio_read`] and [`PciBus::mmio_write`] find the memory BAR that
 //! decodes an address (memory decoding on, BAR programmed, not being sized)
-//! and forward the access. The map is rebuilt after every configuration
-//! write made through the bus, so the guest's BAR programming and command
-//! register changes take effect at once.
+//! and forward the access. The map is rebuilt after a configuration write
+//! made through the bus that touches the Command register or a BAR (nothing
+//! else changes what decodes where), so the guest's BAR programming takes
+//! effect at once. The rebuild reads every BAR and installs the new map
+//! under the map's write lock: two vCPUs programming BARs at the same time
+//! cannot install a map older than the last write.
 
 use crate::bar::BarRange;
-use crate::config::NUM_BARS;
+use crate::config::{BAR0, COMMAND, NUM_BARS};
 use crate::device::{BusDevice, PciDevice};
 use crate::host_bridge::HostBridge;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use thiserror::Error;
@@ -48,6 +52,9 @@ pub const CONFIG_IO_LEN: u64 = 8;
 pub const NUM_SLOTS: usize = 32;
 /// Enable bit of CONFIG_ADDRESS.
 pub const CONFIG_ENABLE: u32 = 1 << 31;
+/// Configuration registers that decide what a function decodes: the
+/// Command register (memory and I/O enable) and the six BARs.
+const DECODE_REGISTERS: [Range<usize>; 2] = [COMMAND..COMMAND + 2, BAR0..BAR0 + 4 * NUM_BARS];
 
 /// Errors from building the bus (never from guest accesses).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -205,8 +212,8 @@ impl PciBus {
     }
 
     /// Writes configuration space of the function at `addr`; writes to
-    /// absent functions and bytes past 0xff are dropped. The MMIO map is
-    /// rebuilt afterwards.
+    /// absent functions and bytes past 0xff are dropped. A write that
+    /// touches the Command register or a BAR rebuilds the MMIO map.
     pub fn config_write(&self, addr: PciAddress, offset: usize, data: &[u8]) {
         let Some(dev) = self.device(addr) else {
             return;
@@ -214,12 +221,28 @@ impl PciBus {
         let n = data.len().min(256usize.saturating_sub(offset));
         if n > 0 {
             dev.config_write(offset, &data[..n]);
-            self.refresh_mappings();
+            if Self::changes_decoding(offset..offset + n) {
+                self.refresh_mappings();
+            }
         }
     }
 
+    /// Whether a write to `bytes` of configuration space can change what
+    /// the function decodes.
+    fn changes_decoding(bytes: Range<usize>) -> bool {
+        DECODE_REGISTERS
+            .iter()
+            .any(|r| bytes.start < r.end && r.start < bytes.end)
+    }
+
     /// Rebuilds the MMIO map from every device's decoded memory BARs.
+    ///
+    /// The map's write lock is held from reading the first BAR to
+    /// installing the result, so rebuilds run one after the other and the
+    /// last one reads the last write. The lock order is the map's lock,
+    /// then a device's own lock, as on the MMIO path.
     pub fn refresh_mappings(&self) {
+        let mut installed = self.mmio.write().unwrap_or_else(PoisonError::into_inner);
         let mut map = Vec::new();
         for (slot, dev) in self.slots.iter().enumerate() {
             let Some(dev) = dev else { continue };
@@ -236,15 +259,18 @@ impl PciBus {
             }
         }
         map.sort_by_key(|m| (m.range.base, m.slot));
-        *self.mmio.write().unwrap_or_else(PoisonError::into_inner) = map;
+        *installed = map;
     }
 
     /// Runs `f` on the device, BAR index and offset that decode `addr`.
     ///
     /// `f` runs under the map's read lock (no reference count traffic on
-    /// the hot path). That cannot deadlock: the write lock is only taken in
-    /// [`refresh_mappings`](Self::refresh_mappings) after it has released
-    /// every device lock, and devices never call back into the bus.
+    /// the hot path). That cannot deadlock: every path takes the map's
+    /// lock before a device's lock (here, and in
+    /// [`refresh_mappings`](Self::refresh_mappings) which reads the BARs
+    /// under the write lock), [`config_write`](Self::config_write) has
+    /// released the device's lock before it rebuilds, and devices never
+    /// call back into the bus.
     fn with_target<R>(
         &self,
         addr: u64,
@@ -377,14 +403,20 @@ impl BusDevice for PciConfigIo {
 mod tests {
     use super::*;
     use crate::bar::{BarKind, BarSpec};
-    use crate::config::{ConfigSpace, Type0Header, COMMAND, COMMAND_MEMORY};
+    use crate::config::{ConfigSpace, Type0Header, BAR0, COMMAND, COMMAND_MEMORY};
     use crate::interrupt::IntxPin;
-    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{mpsc, Mutex};
+    use std::time::Duration;
 
     /// A device with a 4 KiB memory BAR whose registers echo the last write.
+    /// It counts the bus's BAR lookups, and a test can hold one lookup open
+    /// (see [`Echo::hold_next_lookup`]).
     struct Echo {
         config: Mutex<ConfigSpace>,
         last: Mutex<(usize, u64, Vec<u8>)>,
+        lookups: AtomicUsize,
+        hold: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
     }
 
     impl Echo {
@@ -411,9 +443,24 @@ mod tests {
             Arc::new(Echo {
                 config: Mutex::new(c),
                 last: Mutex::new((0, 0, Vec::new())),
+                lookups: AtomicUsize::new(0),
+                hold: Mutex::new(None),
             })
         }
+
+        /// The next `bar_range` call reads the BAR, says so on the first
+        /// channel returned, then waits (at most `HOLD`) for a message on
+        /// the second, with its answer in hand.
+        fn hold_next_lookup(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+            let (entered_tx, entered_rx) = mpsc::channel();
+            let (release_tx, release_rx) = mpsc::channel();
+            *self.hold.lock().unwrap() = Some((entered_tx, release_rx));
+            (entered_rx, release_tx)
+        }
     }
+
+    /// How long a held BAR lookup waits to be released.
+    const HOLD: Duration = Duration::from_millis(300);
 
     impl PciDevice for Echo {
         fn config_read(&self, offset: usize, data: &mut [u8]) {
@@ -426,7 +473,14 @@ mod tests {
             self.config.lock().unwrap().bar(index)
         }
         fn bar_range(&self, index: usize) -> Option<BarRange> {
-            self.config.lock().unwrap().bar_range(index)
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            let range = self.config.lock().unwrap().bar_range(index);
+            let hold = self.hold.lock().unwrap().take();
+            if let Some((entered, release)) = hold {
+                entered.send(()).unwrap();
+                let _ = release.recv_timeout(HOLD);
+            }
+            range
         }
         fn bar_read(&self, _index: usize, offset: u64, data: &mut [u8]) {
             data.fill(offset as u8);
@@ -666,5 +720,103 @@ mod tests {
         for r in readers {
             r.join().unwrap();
         }
+    }
+
+    /// Two vCPUs program the same BAR one after the other: whatever the
+    /// interleaving of their map rebuilds, the map ends up decoding the BAR
+    /// where the last write put it. The first rebuild is held open after it
+    /// read the BAR; a rebuild that reads and installs outside the map's
+    /// write lock lets the second one finish first, and then installs the
+    /// stale map over it.
+    #[test]
+    fn concurrent_bar_writes_leave_the_last_ones_map() {
+        let mut bus = PciBus::new();
+        let echo = Echo::new();
+        bus.add_device(echo.clone()).unwrap();
+        let bus = Arc::new(bus);
+        let dev = PciAddress::new(0, 1, 0);
+        bus.config_write(dev, COMMAND, &COMMAND_MEMORY.to_le_bytes());
+        let (first, last) = (0xe010_0000u32, 0xe020_0000u32);
+
+        let (entered, release) = echo.hold_next_lookup();
+        let vcpu0 = {
+            let bus = bus.clone();
+            std::thread::spawn(move || bus.config_write(dev, BAR0, &first.to_le_bytes()))
+        };
+        entered.recv().unwrap();
+        // vCPU 0's rebuild has read `first` and is held; vCPU 1 moves the
+        // BAR again (in its own thread: with the fix it waits for vCPU 0).
+        let vcpu1 = {
+            let bus = bus.clone();
+            std::thread::spawn(move || bus.config_write(dev, BAR0, &last.to_le_bytes()))
+        };
+        std::thread::sleep(HOLD / 3);
+        let _ = release.send(());
+        vcpu0.join().unwrap();
+        vcpu1.join().unwrap();
+
+        let mut b = [0u8; 4];
+        bus.config_read(dev, BAR0, &mut b);
+        assert_eq!(
+            u32::from_le_bytes(b),
+            last,
+            "the device holds the last write"
+        );
+        assert_eq!(
+            bus.mmio_target(u64::from(last)),
+            Some((1, 0, 0)),
+            "the map decodes the BAR where the last write put it"
+        );
+        assert_eq!(
+            bus.mmio_target(u64::from(first)),
+            None,
+            "stale mapping left"
+        );
+    }
+
+    /// Only a write that touches the Command register or a BAR can change
+    /// what decodes where, so only those rebuild the map.
+    #[test]
+    fn only_command_and_bar_writes_rebuild_the_map() {
+        let mut bus = PciBus::new();
+        let echo = Echo::new();
+        bus.add_device(echo.clone()).unwrap();
+        let dev = PciAddress::new(0, 1, 0);
+        let lookups = || echo.lookups.load(Ordering::SeqCst);
+        let before = lookups();
+        for (offset, len) in [
+            (0x3c, 1),
+            (0x0c, 4),
+            (0x06, 2),
+            (0x28, 4),
+            (0x40, 4),
+            (0x00, 4),
+        ] {
+            bus.config_write(dev, offset, &vec![0; len]);
+            assert_eq!(
+                lookups(),
+                before,
+                "write of {len} at {offset:#x} rebuilt the map"
+            );
+        }
+        for (offset, len) in [
+            (0x04, 2),
+            (0x05, 1),
+            (0x02, 4),
+            (0x10, 4),
+            (0x24, 4),
+            (0x0f, 2),
+        ] {
+            let n = lookups();
+            bus.config_write(dev, offset, &vec![0; len]);
+            assert!(
+                lookups() > n,
+                "write of {len} at {offset:#x} did not rebuild the map"
+            );
+        }
+        // A rebuild still follows the guest: BAR0 programmed, decoding on.
+        bus.config_write(dev, BAR0, &0xe000_0000u32.to_le_bytes());
+        bus.config_write(dev, COMMAND, &COMMAND_MEMORY.to_le_bytes());
+        assert_eq!(bus.mmio_target(0xe000_0004), Some((1, 0, 4)));
     }
 }

@@ -3,8 +3,10 @@
 //! A device holds an `Arc<dyn InterruptSink>` and calls it when its INTx
 //! level changes or when it sends an MSI. The VMM implements the trait with
 //! KVM (an IOAPIC line for INTx, `KVM_SIGNAL_MSI` or an irqfd for MSI); tests
-//! use [`RecordingInterrupts`], which records every call.
+//! use [`RecordingInterrupts`], which records every call, and
+//! [`FailingInterrupts`], which fails some.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use thiserror::Error;
 
@@ -200,6 +202,62 @@ impl InterruptSink for RecordingInterrupts {
     }
 }
 
+/// An [`InterruptSink`] that fails some calls, for tests and fuzz targets
+/// of the error paths: call `n` (counting every call from 0) fails when bit
+/// `n % 64` of the pattern is set. It counts calls and failures, so a test
+/// can check that the device counted every failure it was given.
+#[derive(Debug, Default)]
+pub struct FailingInterrupts {
+    pattern: u64,
+    calls: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl FailingInterrupts {
+    /// A sink failing the calls `pattern` selects (`u64::MAX`: all).
+    pub fn new(pattern: u64) -> Self {
+        FailingInterrupts {
+            pattern,
+            ..Self::default()
+        }
+    }
+
+    /// Calls so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Calls that failed so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::SeqCst)
+    }
+
+    fn call(&self) -> Result<(), InterruptError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.pattern >> (n % 64) & 1 == 0 {
+            return Ok(());
+        }
+        self.failures.fetch_add(1, Ordering::SeqCst);
+        Err(InterruptError::Delivery(std::io::Error::other(
+            "failure injected by FailingInterrupts",
+        )))
+    }
+}
+
+impl InterruptSink for FailingInterrupts {
+    fn assert_intx(&self, _pin: IntxPin) -> Result<(), InterruptError> {
+        self.call()
+    }
+
+    fn deassert_intx(&self, _pin: IntxPin) -> Result<(), InterruptError> {
+        self.call()
+    }
+
+    fn send_msi(&self, _msg: MsiMessage) -> Result<(), InterruptError> {
+        self.call()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +305,23 @@ mod tests {
         assert_eq!(r.events().len(), RecordingInterrupts::MAX_EVENTS);
         assert_eq!(r.dropped(), 10);
         assert_eq!(r.msi_count(), RecordingInterrupts::MAX_EVENTS as u64 + 10);
+    }
+
+    #[test]
+    fn failing_sink_fails_the_selected_calls() {
+        let f = FailingInterrupts::new(0b101);
+        let m = MsiMessage {
+            address: 0,
+            data: 0,
+        };
+        assert!(f.send_msi(m).is_err());
+        assert!(f.assert_intx(IntxPin::A).is_ok());
+        assert!(f.deassert_intx(IntxPin::A).is_err());
+        for _ in 3..64 {
+            assert!(f.send_msi(m).is_ok());
+        }
+        assert!(f.send_msi(m).is_err(), "call 64 is call 0 again");
+        assert_eq!((f.calls(), f.failures()), (65, 3));
+        assert!(FailingInterrupts::new(u64::MAX).send_msi(m).is_err());
     }
 }

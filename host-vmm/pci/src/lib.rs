@@ -10,7 +10,7 @@
 //!   masking, as QEMU's `msi_init` builds it for edu);
 //! - [`interrupt`]: the [`InterruptSink`] trait through which a device
 //!   asserts or deasserts its INTx pin or sends an MSI message, plus
-//!   [`RecordingInterrupts`] for tests;
+//!   [`RecordingInterrupts`] and [`FailingInterrupts`] for tests;
 //! - [`device`]: the [`BusDevice`] ("read/write at an offset") and
 //!   [`PciDevice`] (configuration space, BARs, interrupt pin) traits;
 //! - [`bus`]: [`PciBus`] with a host bridge at 00:00.0, devices in further
@@ -35,6 +35,7 @@ pub use config::{ConfigError, ConfigSpace, Type0Header};
 pub use device::{BusDevice, PciDevice};
 pub use host_bridge::HostBridge;
 pub use interrupt::{
-    InterruptError, InterruptEvent, InterruptSink, IntxPin, MsiMessage, RecordingInterrupts,
+    FailingInterrupts, InterruptError, InterruptEvent, InterruptSink, IntxPin, MsiMessage,
+    RecordingInterrupts,
 };
 pub use msi::{MsiCapability, MsiError};

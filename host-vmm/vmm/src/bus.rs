@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use edu_devices::guest_log;
 use vmm_sys_util::eventfd::EventFd;
 
 use std::sync::Mutex;
@@ -95,12 +96,20 @@ impl Bus {
         &self.legacy
     }
 
+    /// Counts an access nothing decodes; logs it with `--trace-devices`
+    /// (every access is then logged, by request), else at debug level
+    /// through the guest log's rate limit.
     fn unhandled(&self, what: &str, addr: u64, len: usize) {
-        self.stats.unhandled.fetch_add(1, Ordering::Relaxed);
+        let n = self.stats.unhandled.fetch_add(1, Ordering::Relaxed) + 1;
         if self.trace {
             log::info!("unhandled {what} {addr:#x} size {len}");
         } else {
-            log::debug!("unhandled {what} {addr:#x} size {len}");
+            guest_log::log(
+                n,
+                log::Level::Debug,
+                "access to nothing",
+                format_args!("unhandled {what} {addr:#x} size {len}"),
+            );
         }
     }
 

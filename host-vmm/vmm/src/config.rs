@@ -180,6 +180,12 @@ pub struct Cli {
     /// Also write the exit statistics printed at the end as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+
+    /// Test hook, not for users: a guest write to this port panics the
+    /// vCPU thread that handles it (the tests check that a panic in any
+    /// thread ends the VMM at once).
+    #[arg(long, hide = true, value_name = "PORT", value_parser = parse_port)]
+    pub test_panic_on_port: Option<u16>,
 }
 
 /// A validated VM configuration.
@@ -215,6 +221,8 @@ pub struct Config {
     pub trace_caps: Caps,
     /// Where the exit statistics go as JSON, if anywhere.
     pub stats_json: Option<PathBuf>,
+    /// Test hook: a guest write to this port panics its vCPU thread.
+    pub test_panic_on_port: Option<u16>,
 }
 
 /// Parses "256", "256M", "1G", "65536K" into MiB.
@@ -270,6 +278,13 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (t, 0),
     };
     parse_u64(num)?.checked_mul(1 << shift)
+}
+
+/// Parses a port number in decimal or with a 0x prefix.
+fn parse_port(s: &str) -> Result<u16, String> {
+    parse_u64(s)
+        .and_then(|v| u16::try_from(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a port number (0 to 0xffff)"))
 }
 
 /// Parses `stdout` or `file:PATH`.
@@ -332,6 +347,7 @@ impl TryFrom<&Cli> for Config {
             trace: cli.trace.clone(),
             trace_caps,
             stats_json: cli.stats_json.clone(),
+            test_panic_on_port: cli.test_panic_on_port,
         })
     }
 }

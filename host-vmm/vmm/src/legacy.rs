@@ -20,6 +20,7 @@
 use std::io::Write;
 use std::sync::Mutex;
 
+use edu_devices::guest_log::GuestEvents;
 use vm_superio::{I8042Device, Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -83,6 +84,10 @@ pub type ConsoleOut = Box<dyn Write + Send>;
 pub struct Legacy {
     serial: Mutex<Serial<EventFdTrigger, vm_superio::serial::NoEvents, ConsoleOut>>,
     i8042: Mutex<I8042Device<EventFdTrigger>>,
+    /// Console bytes the guest wrote that could not be written out.
+    pub console_lost: GuestEvents,
+    /// Reset requests whose eventfd could not be signalled.
+    pub reset_errors: GuestEvents,
 }
 
 impl Legacy {
@@ -91,6 +96,8 @@ impl Legacy {
         Legacy {
             serial: Mutex::new(Serial::new(serial_irq, out)),
             i8042: Mutex::new(I8042Device::new(reset)),
+            console_lost: GuestEvents::new("console byte lost"),
+            reset_errors: GuestEvents::new("reset error"),
         }
     }
 
@@ -126,13 +133,17 @@ impl Legacy {
         };
         if let Some(off) = offset(port, SERIAL_PORT, SERIAL_PORT_LEN) {
             if let Err(e) = lock(&self.serial).write(off, v) {
-                log::warn!("serial write failed: {e}");
+                self.console_lost
+                    .record(log::Level::Warn, format_args!("serial write failed: {e}"));
             }
             return true;
         }
         if let Some(off) = offset(port, I8042_PORT, I8042_PORT_LEN) {
             if let Err(e) = lock(&self.i8042).write(off, v) {
-                log::warn!("i8042 reset trigger failed: {e:?}");
+                self.reset_errors.record(
+                    log::Level::Warn,
+                    format_args!("i8042 reset trigger failed: {e:?}"),
+                );
             }
             return true;
         }
@@ -200,6 +211,31 @@ mod tests {
         let mut d = [0u8];
         assert!(l.pio_read(SERIAL_PORT + 5, &mut d));
         assert_ne!(d[0] & 0x20, 0);
+    }
+
+    /// A writer that always fails, as /dev/full does.
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn console_bytes_that_cannot_be_written_are_counted() {
+        let l = Legacy::new(
+            EventFdTrigger::new().unwrap(),
+            EventFdTrigger::new().unwrap(),
+            Box::new(Full),
+        );
+        for _ in 0..1000 {
+            assert!(l.pio_write(SERIAL_PORT, b"x"));
+        }
+        assert_eq!(l.console_lost.count(), 1000);
+        assert_eq!(l.reset_errors.count(), 0);
     }
 
     #[test]

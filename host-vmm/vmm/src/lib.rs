@@ -7,8 +7,9 @@
 //! command line, zero page or PVH start_info) -> [`cpu`] (GDT, page tables,
 //! CPUID, MSRs, registers) -> [`legacy`], [`pm`] and [`bus`] (devices) ->
 //! [`mptable`] and [`acpi`] (CPUs, IOAPIC, interrupt routing, power off) ->
-//! [`vcpu`] (run loop) -> [`seccomp`]; [`vmm`] ties them together. [`trace`]
-//! is the I/O trace and the exit statistics.
+//! [`vcpu`] (run loop, with [`exit`] deciding what each exit leads to) ->
+//! [`seccomp`]; [`vmm`] ties them together. [`trace`] is the I/O trace and
+//! the exit statistics, fed by [`exit`].
 
 pub mod acpi;
 pub mod boot;
@@ -16,6 +17,7 @@ pub mod bus;
 pub mod cmos;
 pub mod config;
 pub mod cpu;
+pub mod exit;
 pub mod host_kvm;
 pub mod legacy;
 pub mod logger;
@@ -29,5 +31,5 @@ pub mod vcpu;
 pub mod vmm;
 
 pub use config::{Cli, Config};
-pub use vcpu::VmExit;
+pub use exit::VmExit;
 pub use vmm::Vmm;

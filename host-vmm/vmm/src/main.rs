@@ -6,16 +6,6 @@ use clap::Parser;
 use edu_vmm::{logger, Cli, Config, Vmm};
 
 fn main() {
-    // glibc, when free() shrinks a thread's heap, first reads
-    // /proc/sys/vm/overcommit_memory: an open that the seccomp filter
-    // refuses, so the process died the first time the trace writer's
-    // frees shrank its arena. With trimming off, heaps only shrink by
-    // unmapping whole heaps. (musl, the static build's libc, opens nothing.)
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets an allocator parameter; no thread runs yet.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
-    }
     let cli = Cli::parse();
     logger::init(cli.log_level.into());
     let status = match Config::try_from(&cli)

@@ -34,10 +34,12 @@
 //! allocated: they are the board's wiring, fixed per slot by the MP table.
 
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use edu_devices::{EduConfig, EduDevice, EduStats};
+use edu_devices::{EduConfig, EduDevice, EduStats, WorkerSetupError};
 use edu_pci::{InterruptError, InterruptSink, IntxPin, MsiMessage, PciAddress, PciBus};
 use kvm_bindings::kvm_msi;
 use kvm_ioctls::VmFd;
@@ -50,6 +52,7 @@ use crate::config::Config;
 use crate::legacy::lock;
 use crate::memory::{PCI_MMIO_END, PCI_MMIO_START};
 use crate::mptable;
+use crate::seccomp::{self, Policy, Thread};
 use crate::trace::{IrqTrace, Tracing};
 
 /// First configuration port (CONFIG_ADDRESS).
@@ -81,9 +84,9 @@ pub enum Error {
     /// The irqfd could not be registered.
     #[error("registering the INTx irqfd for GSI {0}: {1}")]
     Irqfd(u32, #[source] kvm_ioctls::Error),
-    /// The resample thread could not be started.
+    /// The resample thread could not be started with its filter.
     #[error("starting the INTx resample thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(#[source] seccomp::Error),
     /// The BARs do not fit in the PCI window.
     #[error("{0} edu BARs of 1 MiB do not fit in the PCI MMIO window: {1}")]
     Window(u8, #[source] vm_allocator::Error),
@@ -101,21 +104,28 @@ pub struct KvmInterrupts {
     trace: bool,
     /// The I/O trace's record of what is sent (`--trace`).
     events: Option<IrqTrace>,
+    /// The resample eventfd (a second handle), to wake the resample thread
+    /// when this goes, and that thread.
+    resample: EventFd,
+    resample_thread: Mutex<Option<JoinHandle<Option<()>>>>,
 }
 
 impl KvmInterrupts {
     /// Delivery for a device whose INTA is wired to `gsi`; registers the
-    /// irqfd and starts the resample thread. `events` records what is sent.
+    /// irqfd and starts the resample thread (with its seccomp filter).
+    /// `events` records what is sent.
     pub fn new(
         vm: Arc<VmFd>,
         gsi: u32,
         trace: bool,
         events: Option<IrqTrace>,
+        seccomp: Policy,
     ) -> Result<Arc<Self>, Error> {
         let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(Error::EventFd)?;
         let resample = EventFd::new(0).map_err(Error::EventFd)?;
         vm.register_irqfd_with_resample(&irqfd, &resample, gsi)
             .map_err(|e| Error::Irqfd(gsi, e))?;
+        let wake = resample.try_clone().map_err(Error::EventFd)?;
         let me = Arc::new(KvmInterrupts {
             vm,
             gsi,
@@ -124,20 +134,25 @@ impl KvmInterrupts {
             lowered: Condvar::new(),
             trace,
             events,
+            resample: wake,
+            resample_thread: Mutex::new(None),
         });
         let weak = Arc::downgrade(&me);
-        std::thread::Builder::new()
-            .name(format!("intx-gsi{gsi}"))
-            .spawn(move || {
-                // Each read returns after an EOI of this GSI lowered the line.
-                while resample.read().is_ok() {
-                    match weak.upgrade() {
-                        Some(me) => me.resample(),
-                        None => break,
-                    }
+        let thread = Thread::IntxResample {
+            resample_fd: resample.as_raw_fd(),
+        };
+        let (handle, _) = seccomp::spawn(seccomp, format!("intx-gsi{gsi}"), thread, move || {
+            // Each read returns after an EOI of this GSI lowered the line,
+            // or when the KvmInterrupts goes (see Drop).
+            while resample.read().is_ok() {
+                match weak.upgrade() {
+                    Some(me) => me.resample(),
+                    None => break,
                 }
-            })
-            .map_err(Error::Thread)?;
+            }
+        })
+        .map_err(Error::Thread)?;
+        *lock(&me.resample_thread) = Some(handle);
         Ok(me)
     }
 
@@ -165,6 +180,25 @@ impl KvmInterrupts {
 
     fn io_err(e: std::io::Error) -> InterruptError {
         InterruptError::Delivery(e)
+    }
+}
+
+impl Drop for KvmInterrupts {
+    /// Ends the resample thread: it wakes, finds this gone, and returns.
+    /// It is joined unless it is the thread dropping this (its upgrade
+    /// held the last reference).
+    fn drop(&mut self) {
+        let _ = self.resample.write(1);
+        let thread = self
+            .resample_thread
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
     }
 }
 
@@ -283,11 +317,13 @@ pub struct PciDevices {
 
 impl PciDevices {
     /// Creates `c.edu_devices` edu devices in slots 1.. with their BARs
-    /// placed; `tracing` records what they do and send.
+    /// placed; their threads install their seccomp filters per `seccomp`,
+    /// and `tracing` records what they do and send.
     pub fn new(
         vm: Arc<VmFd>,
         mem: &GuestMemoryMmap,
         c: &Config,
+        seccomp: Policy,
         tracing: &Tracing,
     ) -> Result<Self, Error> {
         let edu_config = EduConfig {
@@ -295,23 +331,26 @@ impl PciDevices {
             dma_mask: c.edu_dma_mask,
             ..EduConfig::default()
         };
-        let pci = Self::with_interrupts(mem, c.edu_devices, edu_config, |slot| {
+        let pci = Self::with_interrupts(mem, c.edu_devices, edu_config, seccomp, |slot| {
             // Not allocated: INTA of a slot is wired to a fixed IOAPIC pin,
             // which the MP table describes (see mptable::pci_slot_gsi).
-            let irq: Arc<dyn InterruptSink> = KvmInterrupts::new(
-                vm.clone(),
-                mptable::pci_slot_gsi(slot),
-                c.trace_devices,
-                tracing.irq(slot - 1),
-            )?;
+            let gsi = mptable::pci_slot_gsi(slot);
+            let events = tracing.irq(slot - 1);
+            let irq: Arc<dyn InterruptSink> =
+                KvmInterrupts::new(vm.clone(), gsi, c.trace_devices, events, seccomp)?;
             Ok(irq)
         })?;
-        for (i, (_, edu)) in pci.edus.iter().enumerate() {
+        pci.observe(tracing);
+        Ok(pci)
+    }
+
+    /// Sends what each edu does to `tracing` (when it traces).
+    pub fn observe(&self, tracing: &Tracing) {
+        for (i, (_, edu)) in self.devices().enumerate() {
             if let Some(o) = tracing.edu(i as u8) {
                 edu.set_observer(o);
             }
         }
-        Ok(pci)
     }
 
     /// [`PciDevices::new`] with the interrupt delivery of each slot from
@@ -321,6 +360,7 @@ impl PciDevices {
         mem: &GuestMemoryMmap,
         count: u8,
         edu_config: EduConfig,
+        seccomp: Policy,
         mut irq: impl FnMut(u8) -> Result<Arc<dyn InterruptSink>, Error>,
     ) -> Result<Self, Error> {
         let bars = place_bars(PCI_MMIO_START..PCI_MMIO_END, count)?;
@@ -329,8 +369,14 @@ impl PciDevices {
         for i in 0..count {
             let slot = i + 1;
             let irq = irq(slot)?;
+            let worker_filter = move || {
+                seccomp
+                    .install(Thread::EduWorker)
+                    .map_err(WorkerSetupError::from)
+            };
             let edu = Arc::new(
-                EduDevice::new(edu_config, mem.clone(), irq).map_err(|e| Error::Edu(i, e))?,
+                EduDevice::with_worker_setup(edu_config, mem.clone(), irq, worker_filter)
+                    .map_err(|e| Error::Edu(i, e))?,
             );
             bus.add_device_at(slot, edu.clone())
                 .map_err(|e| Error::Bus(i, e))?;
@@ -379,7 +425,13 @@ impl PciDevices {
 
     /// Per-device counters, for the exit report.
     pub fn stats(&self) -> Vec<(u8, EduStats)> {
-        self.edus.iter().map(|(s, e)| (*s, e.stats())).collect()
+        self.devices().map(|(s, e)| (s, e.stats())).collect()
+    }
+
+    /// Each slot and its edu (tests and fuzz targets move a manual clock
+    /// and look at the device directly).
+    pub fn devices(&self) -> impl Iterator<Item = (u8, &EduDevice<GuestMemoryMmap>)> {
+        self.edus.iter().map(|(s, e)| (*s, e.as_ref()))
     }
 }
 
@@ -431,7 +483,7 @@ mod tests {
     fn devices_without_kvm_get_the_vmm_bars() {
         let mem =
             GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), 1 << 16)]).unwrap();
-        let pci = PciDevices::with_interrupts(&mem, 2, EduConfig::manual(), |_| {
+        let pci = PciDevices::with_interrupts(&mem, 2, EduConfig::manual(), Policy::Off, |_| {
             Ok(Arc::new(edu_pci::RecordingInterrupts::new()))
         })
         .unwrap();

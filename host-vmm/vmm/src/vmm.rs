@@ -1,39 +1,38 @@
 //! The VMM: `Vmm::try_from(config)` builds the VM one boot step at a time
 //! (KVM and the VM, memory, kernel, devices, MP table and ACPI tables,
-//! vCPUs), then `run()`
-//! starts the vCPUs and waits for the reason the VM ends.
+//! vCPUs), then `run()` starts the vCPUs, waits for the reason the VM ends,
+//! stops and joins every vCPU (taking back their exit statistics), and
+//! tears down the devices, the trace, the VM and guest memory in that
+//! order.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::thread::JoinHandleExt;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Barrier};
-use std::time::Duration;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
-use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 
 use crate::acpi;
 use crate::boot::{self, EntryMode, LoadedKernel};
 use crate::bus::Bus;
 use crate::config::{Config, SerialOut};
 use crate::cpu;
+use crate::exit::VmExit;
 use crate::host_kvm;
 use crate::legacy::{self, EventFdTrigger, Legacy};
 use crate::memory;
 use crate::mptable;
 use crate::pci::{self, PciDevices};
-use crate::seccomp;
+use crate::seccomp::{self, Policy, Thread};
 use crate::trace::{self, Tracing};
-use crate::vcpu::{Vcpu, VmExit};
-
-/// Handler of the kick signal: it only has to exist, so that the signal
-/// interrupts `KVM_RUN` (EINTR) instead of killing the process.
-extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+use crate::vcpu::{self, Requests, Vcpu};
 
 /// Address of the TSS KVM needs on Intel (three pages below the BIOS).
 const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
@@ -71,9 +70,6 @@ pub enum Error {
     /// The serial output file could not be created.
     #[error("serial output {0}: {1}")]
     SerialFile(String, #[source] std::io::Error),
-    /// A thread could not be started.
-    #[error("starting thread {0}: {1}")]
-    Thread(String, #[source] std::io::Error),
     /// Seccomp setup failed.
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
@@ -86,19 +82,27 @@ pub enum Error {
     /// All vCPU threads ended without a reason.
     #[error("all vCPU threads ended without reporting why")]
     NoExitReason,
+    /// vCPU threads did not stop when asked.
+    #[error("vCPU threads {0} did not stop within {VCPU_STOP_TIMEOUT:?}; not tearing the VM down")]
+    VcpuStuck(String),
 }
+
+/// How long the vCPU threads have to stop once the VM ended.
+pub const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A VM ready to run.
 pub struct Vmm {
     config: Config,
-    // Field order matters for drop: vCPUs, then the VM, then its memory.
+    seccomp: Policy,
     vcpus: Vec<Vcpu>,
     bus: Arc<Bus>,
     pci: PciDevices,
     tracing: Tracing,
-    _vm: Arc<VmFd>,
-    _kvm: Kvm,
-    _mem: GuestMemoryMmap,
+    // Kept until the teardown at the end of `run` (which drops them in
+    // order: devices, VM, memory).
+    vm: Arc<VmFd>,
+    kvm: Kvm,
+    mem: GuestMemoryMmap,
 }
 
 impl TryFrom<Config> for Vmm {
@@ -109,27 +113,30 @@ impl TryFrom<Config> for Vmm {
         log::info!("host: {kind}");
         let kvm = host_kvm::open()?;
         let vm = Arc::new(Self::create_vm(&kvm)?);
+        // Before any thread of ours starts: each installs its filter.
+        let seccomp = Policy::for_process(config.seccomp, vm.as_raw_fd())?;
         let mem = Self::create_memory(&vm, config.memory_bytes)?;
         let kernel = Self::load_boot_images(&mem, &config)?;
-        let mut tracing = Tracing::new(
+        let tracing = Tracing::new(
             config.trace.as_ref(),
             config.trace_caps,
             config.stats_json.as_ref(),
         )?;
-        let (bus, pci) = Self::create_devices(&vm, &mem, &config, &tracing)?;
+        let (bus, pci) = Self::create_devices(&vm, &mem, &config, seccomp, &tracing)?;
         let slots = pci.slots();
         mptable::setup(&mem, config.vcpus, &slots)?;
         acpi::setup(&mem, config.vcpus, &slots)?;
-        let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus, &mut tracing)?;
+        let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus, &tracing)?;
         Ok(Vmm {
             config,
+            seccomp,
             vcpus,
             bus,
             pci,
             tracing,
-            _vm: vm,
-            _kvm: kvm,
-            _mem: mem,
+            vm,
+            kvm,
+            mem,
         })
     }
 }
@@ -166,8 +173,8 @@ impl Vmm {
                 userspace_addr: region.as_ptr() as u64,
             };
             // SAFETY: the region is a live mapping of `memory_size` bytes
-            // owned by `mem`, which the Vmm keeps (and drops after the VM fd)
-            // for as long as the VM can access it.
+            // owned by `mem`, which the Vmm keeps until its teardown: after
+            // every vCPU has stopped and been closed and the VM fd is closed.
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(|e| Error::VmIoctl("KVM_SET_USER_MEMORY_REGION", e))?;
         }
@@ -209,11 +216,14 @@ impl Vmm {
         Ok(kernel)
     }
 
-    /// Step 4: the serial console, the reset port and the PCI devices.
+    /// Step 4: the serial console, the reset port and the PCI devices
+    /// (whose threads install their seccomp filters as they start, and
+    /// whose doings `tracing` records).
     fn create_devices(
         vm: &Arc<VmFd>,
         mem: &GuestMemoryMmap,
         c: &Config,
+        seccomp: Policy,
         tracing: &Tracing,
     ) -> Result<(Arc<Bus>, PciDevices), Error> {
         let out: legacy::ConsoleOut = match &c.serial {
@@ -232,19 +242,20 @@ impl Vmm {
             reset_rx,
             c.trace_devices,
         );
-        let pci = PciDevices::new(vm.clone(), mem, c, tracing)?;
+        let pci = PciDevices::new(vm.clone(), mem, c, seccomp, tracing)?;
         bus.set_pci(pci.access());
         Ok((Arc::new(bus), pci))
     }
 
-    /// Step 5: vCPUs with CPUID, MSRs, LAPIC, and the boot vCPU's registers.
+    /// Step 5: vCPUs with CPUID, MSRs, LAPIC, and the boot vCPU's
+    /// registers; each with its own exit log from `tracing`.
     fn create_vcpus(
         kvm: &Kvm,
         vm: &VmFd,
         c: &Config,
         kernel: &LoadedKernel,
         bus: &Arc<Bus>,
-        tracing: &mut Tracing,
+        tracing: &Tracing,
     ) -> Result<Vec<Vcpu>, Error> {
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -260,66 +271,102 @@ impl Vmm {
             if id == 0 {
                 cpu::configure_boot_vcpu(&fd, kernel.entry.0, kernel.mode)?;
             }
-            vcpus.push(Vcpu::new(fd, id, bus.clone(), tracing.exit_log(id)));
+            let log = tracing.exit_log(id);
+            vcpus.push(Vcpu::new(fd, bus.clone(), c.test_panic_on_port, log));
         }
         Ok(vcpus)
     }
 
     /// Runs the VM until it ends and returns why.
     ///
-    /// The vCPU and console threads start and meet the main thread at a
-    /// barrier; the main thread then installs the seccomp filter on every
-    /// thread of the process (edu's worker threads included), and a second
-    /// barrier lets the guest run.
+    /// The trace writer, the vCPU and console threads start, install their
+    /// seccomp filters and wait; the main thread installs its own (the edu
+    /// workers and INTx threads did when the devices were made), then lets
+    /// them run. If any filter cannot be installed, the guest never runs.
+    /// When a vCPU ends the VM, every other vCPU is stopped and joined,
+    /// handing back its exit statistics; only then do the devices, the
+    /// trace (written to its end, the statistics printed), the VM and guest
+    /// memory go, in that order.
     pub fn run(mut self) -> Result<VmExit, Error> {
+        vcpu::register_kick_handler().map_err(Error::Signal)?;
+        self.tracing.start(&self.pci.bars(), self.seccomp)?;
         let (tx, rx) = mpsc::channel();
-        let seccomp_on = self.config.seccomp;
-        let vcpus = std::mem::take(&mut self.vcpus);
-        let go = Arc::new(Barrier::new(vcpus.len() + 2));
-        // A signal that only interrupts KVM_RUN, for the watchdog's kick.
-        register_signal_handler(SIGRTMIN(), kick_handler)
-            .map_err(|e| Error::Signal(std::io::Error::from_raw_os_error(e.errno())))?;
-        // The trace writer is a thread too: it starts before the filter.
-        self.tracing.start(&self.pci.bars())?;
         let mut threads = Vec::new();
-        for (i, v) in vcpus.into_iter().enumerate() {
-            let tx = tx.clone();
-            let go = go.clone();
-            let name = format!("vcpu{i}");
-            let h = std::thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || {
-                    go.wait(); // started
-                    go.wait(); // filter installed
-                    v.run(tx)
-                })
-                .map_err(|e| Error::Thread(name, e))?;
-            threads.push(h);
+        let mut starts = Vec::new();
+        let mut tids = Vec::new();
+        for (i, v) in std::mem::take(&mut self.vcpus).into_iter().enumerate() {
+            let (start, started) = mpsc::channel::<()>();
+            let requests = Arc::new(Requests::default());
+            let (r, tx) = (requests.clone(), tx.clone());
+            let thread = Thread::Vcpu {
+                vcpu_fd: v.as_raw_fd(),
+            };
+            // The guest runs once the main thread says so; a start that
+            // is called off hands the vCPU back unrun.
+            let spawned =
+                seccomp::spawn(
+                    self.seccomp,
+                    format!("vcpu{i}"),
+                    thread,
+                    move || match started.recv() {
+                        Ok(()) => v.run(&r, tx),
+                        Err(_) => v,
+                    },
+                );
+            match spawned {
+                Ok((handle, tid)) => {
+                    threads.push(VcpuThread { handle, requests });
+                    starts.push(start);
+                    tids.push(tid);
+                }
+                Err(e) => return self.call_off(threads, e.into()),
+            }
         }
         drop(tx);
-        self.spawn_console_input(go.clone())?;
-        // Every thread is past its start-up before the filter goes on.
-        go.wait();
+        let console_start = match self.spawn_console_input() {
+            Ok(start) => start,
+            Err(e) => return self.call_off(threads, e),
+        };
         // Firecracker's bar is VMM start-up in under 8 CPU-ms; measured here,
         // before the filter (which does not allow getrusage).
         match process_cpu_ms() {
             Some(ms) => log::info!("set-up done: {ms:.1} CPU-ms (user + system) since exec"),
             None => log::warn!("set-up done; getrusage failed, CPU time unknown"),
         }
-        if seccomp_on {
-            match seccomp::install_all_threads()? {
-                seccomp::Installed::Yes => log::info!("seccomp filter installed on all threads"),
-                seccomp::Installed::KernelLacksSeccomp => log::warn!(
-                    "this host kernel has no seccomp filter support (CONFIG_SECCOMP_FILTER): \
-                     running WITHOUT a seccomp filter"
-                ),
-            }
-        } else {
-            log::warn!("seccomp filters are off (--no-seccomp)");
+        if let Err(e) = self.seccomp.install(Thread::Main { vcpu_tids: &tids }) {
+            return self.call_off(threads, e.into());
+        }
+        match self.seccomp {
+            Policy::On(_) => log::info!(
+                "seccomp filters installed on every thread: {} vCPU, {} edu worker and INTx, console input, {}main",
+                tids.len(),
+                self.pci.slots().len(),
+                if self.tracing.writing() {
+                    "trace writer, "
+                } else {
+                    ""
+                }
+            ),
+            Policy::Off => log::warn!("seccomp filters are off (--no-seccomp)"),
         }
         let start = std::time::Instant::now();
-        go.wait();
-        let exit = self.wait_for_exit(&rx, &threads)?;
+        for s in starts.into_iter().chain([console_start]) {
+            // A thread that is gone cannot be started; the exit says why.
+            let _ = s.send(());
+        }
+        let exit = self.wait_for_exit(&rx, &threads);
+        let vcpus = match Self::stop_vcpus(threads) {
+            Ok(vcpus) => vcpus,
+            Err(e) => {
+                // A vCPU may still be in the guest: keep everything it
+                // could touch, and let the process exit take it all.
+                std::mem::forget(self);
+                return Err(e);
+            }
+        };
+        // Every vCPU is closed; its exit statistics stay.
+        let logs: Vec<_> = vcpus.into_iter().map(Vcpu::into_exit_log).collect();
+        let exit = exit?;
         self.bus.legacy().flush();
         let s = &self.bus.stats;
         log::info!(
@@ -329,21 +376,56 @@ impl Vmm {
             s.mmio.load(Ordering::Relaxed),
             s.unhandled.load(Ordering::Relaxed),
         );
+        let (lost, reset_errors) = (
+            self.bus.legacy().console_lost.count(),
+            self.bus.legacy().reset_errors.count(),
+        );
+        if lost > 0 {
+            log::warn!("console: {lost} bytes could not be written");
+        }
+        if reset_errors > 0 {
+            log::warn!("i8042: {reset_errors} reset requests could not be signalled");
+        }
         for (slot, st) in self.pci.stats() {
             log::info!("edu 00:{slot:02x}.0: {st:?}");
         }
-        self.tracing.finish(&self.pci.bars())?;
+        let bars = self.pci.bars();
+        // Teardown after the vCPUs: the devices (edu's workers and the
+        // INTx threads end, their last events recorded), then the trace,
+        // then the VM, then guest memory.
+        let Vmm {
+            bus,
+            pci,
+            mut tracing,
+            vm,
+            kvm,
+            mem,
+            ..
+        } = self;
+        drop((bus, pci));
+        let traced = tracing.finish(&bars, logs);
+        drop((vm, kvm));
+        drop(mem);
+        traced?;
         Ok(exit)
     }
 
+    /// Calls the start off after `error`: the vCPU threads started so far
+    /// end without running the guest (their start is dropped) and are
+    /// joined.
+    fn call_off(self, threads: Vec<VcpuThread>, error: Error) -> Result<VmExit, Error> {
+        Self::stop_vcpus(threads)?;
+        Err(error)
+    }
+
     /// Waits for a vCPU to end the VM. If the guest makes no port or MMIO
-    /// exit for `--watchdog-secs`, kicks the vCPUs out of `KVM_RUN` once so
-    /// they log where they are (a guest stuck without exits is otherwise
+    /// exit for `--watchdog-secs`, asks the vCPUs once where they are (a
+    /// guest stuck without exits, or a vCPU KVM cannot run, is otherwise
     /// invisible).
     fn wait_for_exit(
         &self,
         rx: &mpsc::Receiver<VmExit>,
-        threads: &[std::thread::JoinHandle<()>],
+        threads: &[VcpuThread],
     ) -> Result<VmExit, Error> {
         let exits = || {
             self.bus.stats.pio.load(Ordering::Relaxed) + self.bus.stats.mmio.load(Ordering::Relaxed)
@@ -353,32 +435,26 @@ impl Vmm {
         }
         let period = Duration::from_secs(self.config.watchdog_secs);
         let mut last = exits();
-        let mut kicked = false;
+        let mut asked = false;
         loop {
             match rx.recv_timeout(period) {
                 Ok(exit) => return Ok(exit),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::NoExitReason),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let now = exits();
-                    if now == last && !kicked {
+                    if now == last && !asked {
                         log::info!(
                             "the guest made no port or MMIO exit for {} s: asking the vCPUs where they are",
                             period.as_secs()
                         );
                         for t in threads {
-                            // std's handle is a u64; libc's pthread_t is a u64
-                            // on glibc and a pointer on musl.
-                            #[allow(clippy::unnecessary_cast)]
-                            let pt = t.as_pthread_t() as libc::pthread_t;
-                            // SAFETY: the pthread_t belongs to a thread we
-                            // started and still own (its JoinHandle is alive),
-                            // and SIGRTMIN has a handler that does nothing.
-                            unsafe { libc::pthread_kill(pt, SIGRTMIN()) };
+                            t.requests.report();
+                            vcpu::kick(&t.handle);
                         }
-                        kicked = true;
+                        asked = true;
                     }
                     if now != last {
-                        kicked = false;
+                        asked = false;
                     }
                     last = now;
                 }
@@ -386,14 +462,49 @@ impl Vmm {
         }
     }
 
-    /// Forwards standard input to the UART (when there is any).
-    fn spawn_console_input(&self, go: Arc<Barrier>) -> Result<(), Error> {
-        let bus = self.bus.clone();
-        std::thread::Builder::new()
-            .name("console-in".into())
-            .spawn(move || {
-                go.wait(); // started
-                go.wait(); // filter installed
+    /// Stops every vCPU thread (a stop request and a kick, see
+    /// [`crate::vcpu`]) and joins it, returning the vCPUs that ran. A
+    /// thread that has not stopped within [`VCPU_STOP_TIMEOUT`] is an
+    /// error.
+    fn stop_vcpus(threads: Vec<VcpuThread>) -> Result<Vec<Vcpu>, Error> {
+        for t in &threads {
+            t.requests.stop();
+            vcpu::kick(&t.handle);
+        }
+        let deadline = Instant::now() + VCPU_STOP_TIMEOUT;
+        while threads.iter().any(|t| !t.handle.is_finished()) {
+            if Instant::now() > deadline {
+                let stuck = threads
+                    .iter()
+                    .filter(|t| !t.handle.is_finished())
+                    .filter_map(|t| t.handle.thread().name().map(String::from))
+                    .collect::<Vec<_>>();
+                return Err(Error::VcpuStuck(stuck.join(", ")));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // A panic aborts the process, so a finished thread returned its
+        // vCPU (none if it never got its filter).
+        Ok(threads
+            .into_iter()
+            .filter_map(|t| t.handle.join().ok().flatten())
+            .collect())
+    }
+
+    /// Forwards standard input to the UART (when there is any), once the
+    /// returned start is sent. The thread holds the bus weakly, so
+    /// teardown is not held up by a read that never returns.
+    fn spawn_console_input(&self) -> Result<mpsc::Sender<()>, Error> {
+        let bus = Arc::downgrade(&self.bus);
+        let (start, started) = mpsc::channel::<()>();
+        seccomp::spawn(
+            self.seccomp,
+            "console-in".into(),
+            Thread::ConsoleInput,
+            move || {
+                if started.recv().is_err() {
+                    return;
+                }
                 let mut buf = [0u8; 64];
                 let mut stdin = std::io::stdin();
                 while let Ok(n) = stdin.read(&mut buf) {
@@ -402,17 +513,24 @@ impl Vmm {
                     }
                     let mut rest = &buf[..n];
                     while !rest.is_empty() {
+                        let Some(bus) = bus.upgrade() else { return };
                         let taken = bus.legacy().serial_input(rest);
                         rest = &rest[taken..];
                         if taken == 0 {
-                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            std::thread::sleep(Duration::from_millis(10));
                         }
                     }
                 }
-            })
-            .map_err(|e| Error::Thread("console-in".into(), e))?;
-        Ok(())
+            },
+        )?;
+        Ok(start)
     }
+}
+
+/// A running vCPU thread and what the main thread can ask of it.
+struct VcpuThread {
+    handle: JoinHandle<Option<Vcpu>>,
+    requests: Arc<Requests>,
 }
 
 /// CPU time (user + system) this process has used so far, in milliseconds.

@@ -468,25 +468,46 @@ fn edu_event(t_ns: u64, src: &str, dev: u8, ev: EduEvent) -> Event {
     e
 }
 
+/// The writer's work, handed to the thread that does it: write what the
+/// recorder collects until it is finished, then hand the writer back.
+pub type WriterBody<W> = Box<dyn FnOnce() -> std::io::Result<TraceWriter<W>> + Send>;
+
+/// The thread that runs a [`WriterBody`]; it returns `None` if it ended
+/// without running it (a VMM's thread whose set-up failed).
+pub type WriterHandle<W> = JoinHandle<Option<std::io::Result<TraceWriter<W>>>>;
+
 /// The writer thread: owns a [`TraceWriter`] until [`WriterThread::finish`].
 pub struct WriterThread<W: Write + Send + 'static> {
     rec: Arc<Recorder>,
-    handle: Option<JoinHandle<std::io::Result<TraceWriter<W>>>>,
+    handle: Option<WriterHandle<W>>,
 }
 
 impl<W: Write + Send + 'static> WriterThread<W> {
     /// Starts the thread `name`, writing what `rec` collects.
-    pub fn spawn(name: &str, rec: Arc<Recorder>, mut w: TraceWriter<W>) -> std::io::Result<Self> {
+    pub fn spawn(name: &str, rec: Arc<Recorder>, w: TraceWriter<W>) -> std::io::Result<Self> {
+        Self::spawn_with(rec, w, |body| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || Some(body()))
+        })
+    }
+
+    /// Starts the writer on a thread that `spawn` starts and that runs the
+    /// body it is given: the way a VMM starts its threads (edu-vmm's each
+    /// install their seccomp filter first).
+    pub fn spawn_with<E>(
+        rec: Arc<Recorder>,
+        mut w: TraceWriter<W>,
+        spawn: impl FnOnce(WriterBody<W>) -> Result<WriterHandle<W>, E>,
+    ) -> Result<Self, E> {
         let r = rec.clone();
-        let handle = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || loop {
-                let (batch, finished) = r.take(WRITER_PERIOD);
-                w.write_batch(batch)?;
-                if finished {
-                    return Ok(w);
-                }
-            })?;
+        let handle = spawn(Box::new(move || loop {
+            let (batch, finished) = r.take(WRITER_PERIOD);
+            w.write_batch(batch)?;
+            if finished {
+                return Ok(w);
+            }
+        }))?;
         Ok(WriterThread {
             rec,
             handle: Some(handle),
@@ -498,7 +519,12 @@ impl<W: Write + Send + 'static> WriterThread<W> {
     pub fn finish(mut self) -> std::io::Result<W> {
         self.rec.finish();
         let w = match self.handle.take().map(JoinHandle::join) {
-            Some(Ok(w)) => w?,
+            Some(Ok(Some(w))) => w?,
+            Some(Ok(None)) => {
+                return Err(std::io::Error::other(
+                    "the trace writer thread ended before it wrote anything",
+                ))
+            }
             _ => return Err(std::io::Error::other("the trace writer thread panicked")),
         };
         w.close(&self.rec)

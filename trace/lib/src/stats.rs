@@ -222,7 +222,7 @@ impl ExitKind {
 #[derive(Debug)]
 pub struct ExitStats {
     keys: Box<[u64; SLOTS]>,
-    hists: Vec<Option<Box<Histogram>>>,
+    hists: Box<[Option<Box<Histogram>>; SLOTS]>,
     used: usize,
     /// The slot of the last key: a guest often repeats an access.
     last: usize,
@@ -233,7 +233,7 @@ impl Default for ExitStats {
     fn default() -> Self {
         ExitStats {
             keys: Box::new([u64::MAX; SLOTS]),
-            hists: (0..SLOTS).map(|_| None).collect(),
+            hists: Box::new(std::array::from_fn(|_| None)),
             used: 0,
             last: 0,
             other: Histogram::default(),
@@ -246,9 +246,17 @@ impl ExitStats {
     /// table holds [`MAX_KEYS`] keys and `key` is not one of them.
     #[inline]
     fn slot(&mut self, key: u64) -> Option<&mut Histogram> {
-        if self.keys[self.last] == key {
-            return self.hists[self.last].as_deref_mut();
+        let last = self.last % SLOTS;
+        if self.keys[last] == key {
+            return self.hists[last].as_deref_mut();
         }
+        self.probe(key)
+    }
+
+    /// [`ExitStats::slot`] when `key` is not the last one: out of line, so
+    /// that the repeated access stays a few instructions.
+    #[inline(never)]
+    fn probe(&mut self, key: u64) -> Option<&mut Histogram> {
         // Fibonacci hashing; linear probing in a table kept half empty.
         let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 55) as usize % SLOTS;
         loop {

@@ -116,7 +116,14 @@ pub enum EduError {
     /// The worker thread could not be started.
     #[error("cannot start the edu worker thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The worker thread's set-up (see [`EduDevice::with_worker_setup`])
+    /// failed; the worker did not start serving the device.
+    #[error("setting up the edu worker thread: {0}")]
+    WorkerSetup(#[source] WorkerSetupError),
 }
+
+/// Why a worker thread's set-up failed.
+pub type WorkerSetupError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Counters of what the device did, including guest errors.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -205,6 +212,20 @@ impl<M: GuestMemory + Send + Sync + 'static> EduDevice<M> {
     /// interrupts to `irq`. With [`EduClock::Thread`] this starts the
     /// worker thread.
     pub fn new(config: EduConfig, mem: M, irq: Arc<dyn InterruptSink>) -> Result<Self, EduError> {
+        Self::with_worker_setup(config, mem, irq, || Ok(()))
+    }
+
+    /// [`EduDevice::new`], with `setup` run first in the worker thread
+    /// (the VMM installs the worker's seccomp filter there). This returns
+    /// once `setup` has returned; if it failed, the worker ends without
+    /// touching the device and so does this, with the error. Without a
+    /// worker ([`EduClock::Manual`]) `setup` is not run.
+    pub fn with_worker_setup(
+        config: EduConfig,
+        mem: M,
+        irq: Arc<dyn InterruptSink>,
+        setup: impl FnOnce() -> Result<(), WorkerSetupError> + Send + 'static,
+    ) -> Result<Self, EduError> {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 state: EduState::new(&config)?,
@@ -222,10 +243,26 @@ impl<M: GuestMemory + Send + Sync + 'static> EduDevice<M> {
             EduClock::Manual => None,
             EduClock::Thread => {
                 let s = Arc::clone(&shared);
+                let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
                 let handle = std::thread::Builder::new()
                     .name("edu-worker".into())
-                    .spawn(move || worker_loop(&s))
+                    .spawn(move || {
+                        let ready = setup();
+                        let ok = ready.is_ok();
+                        // new() waits for this message.
+                        let _ = ready_tx.send(ready);
+                        if ok {
+                            worker_loop(&s);
+                        }
+                    })
                     .map_err(EduError::Spawn)?;
+                let ready = ready_rx
+                    .recv()
+                    .unwrap_or_else(|_| Err("the worker thread ended during set-up".into()));
+                if let Err(e) = ready {
+                    let _ = handle.join();
+                    return Err(EduError::WorkerSetup(e));
+                }
                 Some(handle)
             }
         };
@@ -552,6 +589,41 @@ mod tests {
         edu.write_u64(REG_DMA_CMD, DMA_CMD_RUN);
         assert!(!edu.wait_idle(Duration::from_millis(20)));
         // Dropping a device with a pending transfer stops the worker.
+    }
+
+    #[test]
+    fn worker_setup_runs_in_the_worker_before_it_serves() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let edu = EduDevice::with_worker_setup(
+            EduConfig::default(),
+            mem(),
+            Arc::new(RecordingInterrupts::new()),
+            move || {
+                tx.send(std::thread::current().name().map(String::from))?;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(rx.try_recv().unwrap().as_deref(), Some("edu-worker"));
+        edu.write_u32(REG_FACTORIAL, 4);
+        assert!(edu.wait_idle(Duration::from_secs(5)));
+        assert_eq!(edu.read_u32(REG_FACTORIAL), 24);
+    }
+
+    #[test]
+    fn failing_worker_setup_fails_creation() {
+        let e = EduDevice::with_worker_setup(
+            EduConfig::default(),
+            mem(),
+            Arc::new(RecordingInterrupts::new()),
+            || Err("no filter for you".into()),
+        )
+        .unwrap_err();
+        assert!(matches!(e, EduError::WorkerSetup(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "setting up the edu worker thread: no filter for you"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use super::events::{DmaOutcome, EduEvent, EduObserver};
 use super::regs::*;
 use super::{EduConfig, EduError, EduStats, RejectedRead};
+use crate::guest_log;
 use edu_pci::config::{ConfigSpace, Type0Header};
 use edu_pci::{BarKind, BarSpec, InterruptSink, IntxPin, MsiCapability};
 use std::sync::Arc;
@@ -388,7 +389,12 @@ impl EduState {
                         Ok(()) => DmaOutcome::Copied,
                         Err(e) => {
                             self.stats.dma_errors += 1;
-                            log::error!("edu: DMA to guest memory at {ram:#x} failed: {e}");
+                            guest_log::log(
+                                self.stats.dma_errors,
+                                log::Level::Error,
+                                "DMA error",
+                                format_args!("edu: DMA to guest memory at {ram:#x} failed: {e}"),
+                            );
                             DmaOutcome::Failed
                         }
                     }
@@ -421,15 +427,16 @@ impl EduState {
         }
     }
 
-    /// Logs a guest error (target `edu::guest_error`) and counts it. To keep
-    /// a misbehaving guest from flooding the log, only the first 16 and then
-    /// every power-of-two-th message are written; the count is exact.
+    /// Counts a guest error and logs it through the guest log's rate
+    /// limit ([`guest_log`]); the count is exact.
     fn guest_error(&mut self, msg: std::fmt::Arguments<'_>) {
         self.stats.guest_errors += 1;
-        let n = self.stats.guest_errors;
-        if n <= 16 || n.is_power_of_two() {
-            log::warn!(target: "edu::guest_error", "{msg} (guest error #{n})");
-        }
+        guest_log::log(
+            self.stats.guest_errors,
+            log::Level::Warn,
+            "guest error",
+            msg,
+        );
     }
 
     fn msi_enabled(&self) -> bool {
@@ -479,7 +486,15 @@ impl EduState {
         self.stats.msi_sent += 1;
         if let Err(e) = irq.send_msi(msg) {
             self.stats.interrupt_errors += 1;
-            log::error!("edu: sending MSI {msg:?} failed: {e}");
+            guest_log::log(
+                self.stats.interrupt_errors,
+                log::Level::Error,
+                "interrupt error",
+                format_args!(
+                    "edu: MSI address {:#x} data {:#x} not delivered: {e}",
+                    msg.address, msg.data
+                ),
+            );
         }
     }
 
@@ -505,7 +520,12 @@ impl EduState {
         };
         if let Err(e) = res {
             self.stats.interrupt_errors += 1;
-            log::error!("edu: driving INTA to {line} failed: {e}");
+            guest_log::log(
+                self.stats.interrupt_errors,
+                log::Level::Error,
+                "interrupt error",
+                format_args!("edu: driving INTA to {line} failed: {e}"),
+            );
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest a guest may run before the test kills it.
@@ -25,6 +25,10 @@ pub struct Run {
     pub log: String,
     /// Wall-clock time of the run.
     pub elapsed: Duration,
+    /// CPU time (user + system) the VMM process used.
+    pub cpu: Duration,
+    /// The signal that ended the VMM, if one did (including our own kill).
+    pub signal: Option<i32>,
 }
 
 impl Run {
@@ -113,9 +117,30 @@ pub fn run_vmm(args: &[&str]) -> Run {
 /// Runs edu-vmm with `args`; with `stop_after`, kills it then (status -1)
 /// instead of failing the test.
 pub fn run_vmm_limited(args: &[&str], stop_after: Option<Duration>) -> Run {
+    let mut cmd = vmm_command();
+    cmd.args(args);
+    run_command(cmd, stop_after)
+}
+
+/// The edu-vmm binary of this build, as a command.
+pub fn vmm_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edu-vmm"));
+    // A backtrace needs files the seccomp filter refuses: a panic would
+    // end in SIGSYS rather than SIGABRT if the runner's setting leaked.
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// Runs `cmd` (from [`vmm_command`]) as [`run_vmm_limited`] does.
+// The child is reaped with wait4 (see `reap`), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn run_command(mut cmd: Command, stop_after: Option<Duration>) -> Run {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edu-vmm"))
-        .args(args)
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -133,38 +158,66 @@ pub fn run_vmm_limited(args: &[&str], stop_after: Option<Duration>) -> Run {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s.code().unwrap_or(-1);
+    let mut killed = false;
+    let (wait_status, usage) = loop {
+        if let Some(done) = reap(&child) {
+            break done;
         }
-        if let Some(limit) = stop_after {
-            if start.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                break -1;
-            }
-        }
-        if start.elapsed() > TIMEOUT {
+        if stop_after.is_some_and(|limit| start.elapsed() > limit) && !killed {
             let _ = child.kill();
-            let _ = child.wait();
+            killed = true;
+        }
+        if start.elapsed() > TIMEOUT && !killed {
+            let _ = child.kill();
+            let _ = reap_blocking(&child);
             panic!("edu-vmm {args:?} did not finish within {TIMEOUT:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     let elapsed = start.elapsed();
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     let run = Run {
-        status,
+        status: if libc::WIFEXITED(wait_status) && !killed {
+            libc::WEXITSTATUS(wait_status)
+        } else {
+            -1
+        },
         serial: t_out.join().unwrap_or_default(),
         log: t_err.join().unwrap_or_default(),
         elapsed,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        signal: libc::WIFSIGNALED(wait_status).then(|| libc::WTERMSIG(wait_status)),
     };
     eprintln!(
-        "edu-vmm {} -> status {} in {:.3} s",
+        "edu-vmm {} -> status {} in {:.3} s, {:.3} CPU-s",
         args.join(" "),
         run.status,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        run.cpu.as_secs_f64()
     );
     run
+}
+
+/// The child's wait status and resource usage once it has ended (reaped
+/// with `wait4`, which, unlike std's `try_wait`, reports the CPU time of
+/// this one child).
+fn reap(child: &Child) -> Option<(i32, libc::rusage)> {
+    wait4(child, libc::WNOHANG)
+}
+
+fn reap_blocking(child: &Child) -> Option<(i32, libc::rusage)> {
+    wait4(child, 0)
+}
+
+fn wait4(child: &Child, flags: i32) -> Option<(i32, libc::rusage)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data, all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes one status and one rusage into the pointed-to
+    // locals; the pid is our own unreaped child.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, flags, &mut usage) };
+    assert!(pid >= 0, "wait4: {}", std::io::Error::last_os_error());
+    (pid > 0).then_some((status, usage))
 }
 
 /// Boots the named guest (an ELF) with extra VMM arguments.
