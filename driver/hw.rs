@@ -376,6 +376,9 @@ impl EduDev {
     /// On error the transfer may still be running: `dma_busy` stays set and
     /// nothing touches the buffer until [`Self::dma_settle`] saw it finish.
     fn dma_run(&self, st: &mut State, to_ram: bool, offset: usize, len: usize) -> Result {
+        // Only a transfer nobody saw finish can still have its interrupt
+        // on the way (docs/driver.md, "Device accesses per operation").
+        let late_irq = st.dma_busy;
         self.dma_settle(st)?;
         let buf = st.buf.as_ref().ok_or(ENODEV)?;
         // The 28-bit DMA mask keeps bus addresses below 4 GiB.
@@ -394,9 +397,9 @@ impl EduDev {
         st.dma_busy = true;
         loop {
             self.wait_irq(regs::IRQ_DMA)?;
-            // A late interrupt of an earlier transfer may wake us: only the
-            // device saying "done" ends this one.
-            if !self.with_hw(|hw| hw.dma_running())? {
+            // A late interrupt of the earlier transfer may wake us: then
+            // only the device saying "done" ends this one.
+            if !late_irq || !self.with_hw(|hw| hw.dma_running())? {
                 st.dma_busy = false;
                 return Ok(());
             }
@@ -405,14 +408,18 @@ impl EduDev {
 
     /// Computes `n!` on the device and waits for its interrupt.
     fn factorial_locked(&self, st: &mut State, n: u32) -> Result<u32> {
+        // As in `dma_run`: a late interrupt can only come from a factorial
+        // nobody saw finish.
+        let late_irq = st.fact_busy;
         self.fact_settle(st)?;
         self.clear_events(regs::IRQ_FACTORIAL);
         self.with_hw(|hw| hw.bar.write_reg(regs::FACTORIAL::from_raw(n)))?;
         st.fact_busy = true;
         loop {
             self.wait_irq(regs::IRQ_FACTORIAL)?;
-            let done = self
-                .with_hw(|hw| (!hw.computing()).then(|| hw.bar.read(regs::FACTORIAL).into_raw()))?;
+            let done = self.with_hw(|hw| {
+                (!late_irq || !hw.computing()).then(|| hw.bar.read(regs::FACTORIAL).into_raw())
+            })?;
             if let Some(result) = done {
                 st.fact_busy = false;
                 return Ok(result);

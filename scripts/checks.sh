@@ -186,6 +186,21 @@ check_trace() {
     fi
     grep -q '^## FACTORIAL_CMD' "$dir/report.md" || { fail "$1" "report.md has no FACTORIAL_CMD section"; return 1; }
 }
+# check_accesses NAME: each lab command made exactly as many edu register
+# accesses as docs/driver.md ("Device accesses per operation") says it
+# needs, counted from the run's report.md (issue 12, item 4).
+check_accesses() {
+    local report="$logs/$1.trace/report.md" cmd want got
+    for cmd in SEND_INTERRUPT_CMD:3 FACTORIAL_CMD:4 DMA_WRITE_CMD:6 DMA_READ_CMD:6; do
+        want=${cmd#*:} cmd=${cmd%:*}
+        got=$(awk -F'|' -v cmd="$cmd" '/^## /{sec=$0} sec=="## " cmd && $2~/^ *edu0 *$/{n+=$4+$5} END{print n+0}' "$report")
+        if [ "$got" != "$want" ]; then
+            fail "$1" "$cmd made $got edu register accesses (report.md), docs/driver.md says $want"
+            return 1
+        fi
+    done
+    echo "  ($1: edu register accesses per lab command as docs/driver.md says)"
+}
 # check_page NAME: the run's page in headless Chromium shows exactly the
 # events edu-trace counts for the whole run and for FACTORIAL_CMD's view,
 # and inks its lanes; a screenshot is kept as build/test-logs/NAME.png.
@@ -212,8 +227,8 @@ check_page() {
 # KVM it has it only with --trace-kvm, which needs root.
 trace_kvm_layer=guest,kvm
 [ "$(kvm_kind)" = hw ] && trace_kvm_layer=guest
-check_trace_edu_vmm() { ended_ok "$1" && check_trace "$1" "$trace_kvm_layer" && check_page "$1"; }
-check_trace_qemu() { ended_ok "$1" && check_trace "$1" guest && check_page "$1"; }
+check_trace_edu_vmm() { ended_ok "$1" && check_trace "$1" "$trace_kvm_layer" && check_accesses "$1" && check_page "$1"; }
+check_trace_qemu() { ended_ok "$1" && check_trace "$1" guest && check_accesses "$1" && check_page "$1"; }
 
 # Issue 11, item 6: the classic C lab driver (tests/c-lab-module) on every VMM.
 check_c_lab() {

@@ -288,7 +288,10 @@ impl<M: GuestMemory + Send + Sync + 'static> EduDevice<M> {
             .state
             .mmio_write(offset, data, now, self.shared.irq.as_ref());
         drop(inner);
-        if kick != Kick::None {
+        // Only the worker waits for work. A condition variable's notify is
+        // a futex system call even with no waiter, which cost a manual-clock
+        // 4 KiB DMA more than its copy (`docs/edu-device.md`, "DMA speed").
+        if kick != Kick::None && self.shared.clock == EduClock::Thread {
             self.shared.work.notify_all();
         }
     }
