@@ -418,10 +418,11 @@ impl ConfigSpace {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn header() -> Type0Header {
+    /// The header of QEMU's edu, for tests of the configuration space.
+    pub(crate) fn header() -> Type0Header {
         Type0Header {
             vendor_id: 0x1234,
             device_id: 0x11e8,

@@ -155,18 +155,10 @@ impl MsiCapability {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Type0Header;
+    use crate::config::tests::header;
 
     fn cs() -> ConfigSpace {
-        ConfigSpace::new(&Type0Header {
-            vendor_id: 0x1234,
-            device_id: 0x11e8,
-            revision_id: 0x10,
-            class_code: 0x00ff00,
-            subsystem_vendor_id: 0x1af4,
-            subsystem_id: 0x1100,
-            interrupt_pin: 1,
-        })
+        ConfigSpace::new(&header())
     }
 
     #[test]
