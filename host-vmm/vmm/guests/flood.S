@@ -25,18 +25,9 @@ _start:
         mov rbx, APIC_BASE
         mov dword ptr [rbx + APIC_SVR], 0xff
 
-        xor ecx, ecx
-        call pci_find_edu
+        call edu_enable
         test eax, eax
         jz no_edu
-        mov r12d, edi
-        lea edi, [r12d + 0x10]
-        call pci_read32
-        and eax, 0xfffffff0
-        mov ebx, eax
-        lea edi, [r12d + 0x04]
-        mov esi, PCI_CMD_MEM_MASTER
-        call pci_write16
 
         # MSI capability: the first in edu's list (pointer at 0x34).
         lea edi, [r12d + 0x34]

@@ -11,18 +11,9 @@
         .global _start
 _start:
         PUTS s_start
-        xor ecx, ecx
-        call pci_find_edu
+        call edu_enable
         test eax, eax
         jz no_edu
-        mov r12d, edi
-        lea edi, [r12d + 0x10]
-        call pci_read32
-        and eax, 0xfffffff0
-        mov ebx, eax
-        lea edi, [r12d + 0x04]
-        mov esi, PCI_CMD_MEM_MASTER
-        call pci_write16
         mov ecx, READS
 1:      mov eax, [rbx + EDU_REG_ID]
         cmp eax, 0x010000ed
