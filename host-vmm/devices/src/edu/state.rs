@@ -1176,6 +1176,34 @@ mod tests {
     }
 
     #[test]
+    fn dma_of_a_whole_region_and_one_byte_over_its_end() {
+        let mut r = Rig::new();
+        r.mem = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), 0x1000),
+            (GuestAddress(0x2000), 0x1000),
+        ])
+        .unwrap();
+        let pattern: Vec<u8> = (0..DMA_BUF_SIZE).map(|i| (i * 3 + 7) as u8).collect();
+        r.mem.write_slice(&pattern, GuestAddress(0x2000)).unwrap();
+        r.dma(0x2000, DMA_BUF_START, 0x1000, 0);
+        assert_eq!(r.buf(), pattern, "exactly one region, read");
+        r.dma(DMA_BUF_START, 0, 0x1000, DMA_CMD_TO_RAM);
+        let mut back = vec![0u8; DMA_BUF_SIZE];
+        r.mem.read_slice(&mut back, GuestAddress(0)).unwrap();
+        assert_eq!(back, pattern, "exactly one region, written");
+        assert_eq!(r.s.stats.dma_out_of_range, 0);
+        // One byte past the region's end is the hole: nothing moves.
+        r.mem.write_slice(&[0; 8], GuestAddress(0x2000)).unwrap();
+        r.dma(0x2001, DMA_BUF_START, 0x1000, 0);
+        assert_eq!(r.buf(), pattern, "buffer untouched");
+        r.dma(DMA_BUF_START, 0x2001, 0x1000, DMA_CMD_TO_RAM);
+        let mut head = [0xffu8; 8];
+        r.mem.read_slice(&mut head, GuestAddress(0x2000)).unwrap();
+        assert_eq!(head, [0; 8], "no partial write");
+        assert_eq!(r.s.stats.dma_out_of_range, 2);
+    }
+
+    #[test]
     fn dma_mask_clamps_the_guest_address() {
         let mut r = Rig::new();
         r.mem.write_slice(&[0x42], GuestAddress(0x1234)).unwrap();
