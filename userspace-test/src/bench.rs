@@ -204,6 +204,18 @@ fn one_op(dev: &Device, op: BenchOp, data: &[u8], back: &mut [u8]) -> Result<(),
                 )));
             }
         }
+        BenchOp::DmaRw => {
+            let wrote = dev.write_at(data, 0)?;
+            back.fill(0);
+            let read = dev.read_at(back, 0)?;
+            if wrote != data.len() || read != back.len() || back != data {
+                return Err(Failure::Check(format!(
+                    "{}: a 4 KiB pwrite wrote {wrote} bytes, the pread read {read}, \
+                     or other data",
+                    dev.path()
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -306,7 +318,7 @@ pub fn run(dev: &Device, args: &BenchArgs, json: bool) -> Result<Outcome, Failur
     }
     let mut rows = Vec::new();
     for &op in &args.ops {
-        let iters = if op == BenchOp::Dma {
+        let iters = if matches!(op, BenchOp::Dma | BenchOp::DmaRw) {
             args.dma_iters
         } else {
             args.iters

@@ -182,6 +182,8 @@ pub enum BenchOp {
     Raise,
     /// 4 KiB EDU_IOC_DMA_TO_DEVICE + EDU_IOC_DMA_FROM_DEVICE
     Dma,
+    /// 4 KiB pwrite + pread of the node (the driver DMAs each)
+    DmaRw,
 }
 
 impl BenchOp {
@@ -190,6 +192,7 @@ impl BenchOp {
             BenchOp::Factorial => "factorial",
             BenchOp::Raise => "raise-irq",
             BenchOp::Dma => "dma-4k-roundtrip",
+            BenchOp::DmaRw => "dma-4k-pwrite-pread",
         }
     }
 }
@@ -321,14 +324,14 @@ mod tests {
             "--iters",
             "10",
             "--ops",
-            "raise,dma",
+            "raise,dma,dma-rw",
         ])
         .unwrap();
         let Some(Command::Bench(b)) = cli.command else {
             panic!()
         };
         assert_eq!((b.threads, b.iters), (2, 10));
-        assert_eq!(b.ops, [BenchOp::Raise, BenchOp::Dma]);
+        assert_eq!(b.ops, [BenchOp::Raise, BenchOp::Dma, BenchOp::DmaRw]);
         assert_eq!(b.tsc_mhz, None);
         let cli = parse(&["bench", "--tsc-mhz", "2596.1"]).unwrap();
         let Some(Command::Bench(b)) = cli.command else {

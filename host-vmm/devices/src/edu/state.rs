@@ -14,7 +14,8 @@ use edu_pci::config::{ConfigSpace, Type0Header};
 use edu_pci::{BarKind, BarSpec, InterruptSink, IntxPin, MsiCapability};
 use std::sync::Arc;
 use std::time::Duration;
-use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
+use vm_memory::bitmap::BS;
+use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions, VolatileSlice};
 
 /// The four DMA registers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,9 +148,12 @@ impl EduState {
         self.observer = Observer(Some(observer));
     }
 
-    fn emit(&self, e: EduEvent) {
+    /// Sends the event `e` builds to the observer, if there is one; without
+    /// one the event is not even built (a DMA command's copy of the four
+    /// registers was a measurable part of a 4 KiB transfer).
+    fn emit(&self, e: impl FnOnce() -> EduEvent) {
         if let Some(o) = &self.observer.0 {
-            o.event(e);
+            o.event(e());
         }
     }
 
@@ -291,7 +295,7 @@ impl EduState {
                 }
                 self.dma.cmd = val;
                 self.dma_deadline = Some(now.saturating_add(self.dma_delay));
-                self.emit(EduEvent::DmaStarted {
+                self.emit(|| EduEvent::DmaStarted {
                     regs: self.dma,
                     delay: self.dma_delay,
                 });
@@ -326,7 +330,7 @@ impl EduState {
         self.fact = factorial(n);
         self.status &= !STATUS_COMPUTING;
         self.stats.factorials += 1;
-        self.emit(EduEvent::FactorialDone {
+        self.emit(|| EduEvent::FactorialDone {
             n,
             result: self.fact,
         });
@@ -344,6 +348,23 @@ impl EduState {
         }
         // Both fit in usize: they are at most 4096.
         Some(start as usize..end as usize)
+    }
+
+    /// The `len` bytes of guest memory at `addr` as one slice, if they lie
+    /// in one region and are accessible with `perm`; `None` otherwise
+    /// (several regions, a hole, an empty range, or an overflowing end).
+    fn one_slice<M: GuestMemory + ?Sized>(
+        mem: &M,
+        addr: u64,
+        len: usize,
+        perm: Permissions,
+    ) -> Option<VolatileSlice<'_, BS<'_, M::Bitmap>>> {
+        let first = mem
+            .get_slices(GuestAddress(addr), len, perm)
+            .ok()?
+            .next()?
+            .ok()?;
+        (first.len() == len).then_some(first)
     }
 
     fn finish_dma<M: GuestMemory + ?Sized>(
@@ -373,8 +394,15 @@ impl EduState {
         } else {
             Permissions::Read
         };
+        // One lookup finds a transfer that lies in one region (a guest page
+        // always does); only one over several regions or a hole needs the
+        // full range check and the region-by-region copy.
+        let slice = range
+            .as_ref()
+            .and_then(|r| Self::one_slice(mem, ram, r.len(), perm));
         let ram_ok = range.as_ref().is_some_and(|r| {
             r.is_empty()
+                || slice.is_some()
                 || (ram.checked_add(d.cnt).is_some()
                     && mem.check_range(GuestAddress(ram), r.len(), perm))
         });
@@ -393,10 +421,17 @@ impl EduState {
                     }
                     DmaOutcome::Blocked
                 } else {
-                    let res = if to_ram {
-                        mem.write_slice(&self.buf.0[r], GuestAddress(ram))
-                    } else {
-                        mem.read_slice(&mut self.buf.0[r], GuestAddress(ram))
+                    let res = match (&slice, to_ram) {
+                        (Some(s), true) => {
+                            s.copy_from(&self.buf.0[r]);
+                            Ok(())
+                        }
+                        (Some(s), false) => {
+                            s.copy_to(&mut self.buf.0[r]);
+                            Ok(())
+                        }
+                        (None, true) => mem.write_slice(&self.buf.0[r], GuestAddress(ram)),
+                        (None, false) => mem.read_slice(&mut self.buf.0[r], GuestAddress(ram)),
                     };
                     match res {
                         Ok(()) => DmaOutcome::Copied,
@@ -429,7 +464,7 @@ impl EduState {
         };
         self.dma.cmd &= !DMA_CMD_RUN;
         self.stats.dma_completed += 1;
-        self.emit(EduEvent::DmaDone {
+        self.emit(|| EduEvent::DmaDone {
             regs: d,
             ram,
             outcome,
@@ -483,7 +518,7 @@ impl EduState {
         let old = self.irq_status;
         self.irq_status = new;
         if old != new {
-            self.emit(EduEvent::IrqStatus { old, new });
+            self.emit(|| EduEvent::IrqStatus { old, new });
         }
     }
 
@@ -1138,6 +1173,34 @@ mod tests {
         // Past the last region.
         r.dma(DMA_BUF_START, 0x3f00, 0x200, DMA_CMD_TO_RAM);
         assert_eq!(r.s.stats.dma_out_of_range, 3);
+    }
+
+    #[test]
+    fn dma_of_a_whole_region_and_one_byte_over_its_end() {
+        let mut r = Rig::new();
+        r.mem = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), 0x1000),
+            (GuestAddress(0x2000), 0x1000),
+        ])
+        .unwrap();
+        let pattern: Vec<u8> = (0..DMA_BUF_SIZE).map(|i| (i * 3 + 7) as u8).collect();
+        r.mem.write_slice(&pattern, GuestAddress(0x2000)).unwrap();
+        r.dma(0x2000, DMA_BUF_START, 0x1000, 0);
+        assert_eq!(r.buf(), pattern, "exactly one region, read");
+        r.dma(DMA_BUF_START, 0, 0x1000, DMA_CMD_TO_RAM);
+        let mut back = vec![0u8; DMA_BUF_SIZE];
+        r.mem.read_slice(&mut back, GuestAddress(0)).unwrap();
+        assert_eq!(back, pattern, "exactly one region, written");
+        assert_eq!(r.s.stats.dma_out_of_range, 0);
+        // One byte past the region's end is the hole: nothing moves.
+        r.mem.write_slice(&[0; 8], GuestAddress(0x2000)).unwrap();
+        r.dma(0x2001, DMA_BUF_START, 0x1000, 0);
+        assert_eq!(r.buf(), pattern, "buffer untouched");
+        r.dma(DMA_BUF_START, 0x2001, 0x1000, DMA_CMD_TO_RAM);
+        let mut head = [0xffu8; 8];
+        r.mem.read_slice(&mut head, GuestAddress(0x2000)).unwrap();
+        assert_eq!(head, [0; 8], "no partial write");
+        assert_eq!(r.s.stats.dma_out_of_range, 2);
     }
 
     #[test]
