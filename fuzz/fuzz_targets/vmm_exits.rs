@@ -38,7 +38,7 @@ use edu_pci::{FailingInterrupts, InterruptSink, RecordingInterrupts};
 use edu_trace::decode::{Bdf, Decoder};
 use edu_trace::event::read_events;
 use edu_trace::recorder::{Caps, Raw, Recorder, TraceWriter, WriterThread};
-use edu_vmm::acpi::{PM1A_CNT_BLK, PM1A_EVT_BLK, S5_SLP_TYP};
+use edu_vmm::acpi::{PM1A_CNT_BLK, PM1A_EVT_BLK, PM1_CNT_LEN, S5_SLP_TYP};
 use edu_vmm::bus::{Bus, RESET_CONTROL_PORT};
 use edu_vmm::exit::{self, Action, Direction, Exit, VmExit};
 use edu_vmm::legacy::{EventFdTrigger, Legacy, I8042_PORT, I8042_PORT_LEN, SERIAL_PORT};
@@ -140,7 +140,7 @@ impl EduObserver for EduEvents {
 
 /// The PM1 event and control blocks.
 fn pm1(port: u16) -> bool {
-    (PM1A_EVT_BLK..PM1A_CNT_BLK + 2).contains(&port)
+    (PM1A_EVT_BLK..PM1A_CNT_BLK + u16::from(PM1_CNT_LEN)).contains(&port)
 }
 
 /// Whether a write of `data` at `port` is ACPI S5: it starts on a PM1 port

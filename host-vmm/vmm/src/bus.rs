@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use crate::cmos::{Cmos, CMOS_DATA_PORT, CMOS_INDEX_PORT};
 use crate::legacy::{lock, Legacy, I8042_PORT, I8042_PORT_LEN};
-use crate::pm::{Pm1, PmWrite};
+use crate::pm::{self, Pm1, PmWrite};
 
 /// PIIX-style reset control register (byte access at 0xcf9).
 pub const RESET_CONTROL_PORT: u16 = 0xcf9;
@@ -125,7 +125,7 @@ impl Bus {
                 }
                 true
             })
-            || lock(&self.pm).read(port, data)
+            || (pm::decodes(port) && lock(&self.pm).read(port, data))
             || (port == RESET_CONTROL_PORT && data.len() == 1 && {
                 data[0] = 0;
                 true
@@ -161,10 +161,11 @@ impl Bus {
             }
             return PioOutcome::Done;
         }
-        match lock(&self.pm).write(port, data) {
-            PmWrite::NotOurs => {}
-            PmWrite::Done => return PioOutcome::Done,
-            PmWrite::PowerOff => return PioOutcome::PowerOff,
+        if pm::decodes(port) {
+            return match lock(&self.pm).write(port, data) {
+                PmWrite::PowerOff => PioOutcome::PowerOff,
+                PmWrite::Done | PmWrite::NotOurs => PioOutcome::Done,
+            };
         }
         if self.legacy.pio_write(port, data) {
             // The i8042 signals a reset through its eventfd.

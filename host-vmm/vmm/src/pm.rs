@@ -64,6 +64,12 @@ fn decode(port: u16) -> Option<Reg> {
     (cnt < u16::from(PM1_CNT_LEN)).then_some(Reg::Control(cnt.into()))
 }
 
+/// Whether `port` is one of the PM1 registers' ports (checked without the
+/// registers' lock, so the bus locks them only for their own ports).
+pub fn decodes(port: u16) -> bool {
+    decode(port).is_some()
+}
+
 fn byte(v: u16, i: usize) -> u8 {
     v.to_le_bytes()[i]
 }
@@ -78,7 +84,7 @@ impl Pm1 {
     /// A port read starting at `port`; `false` if `port` is not a PM1 port.
     /// Bytes past the blocks read as all ones.
     pub fn read(&self, port: u16, data: &mut [u8]) -> bool {
-        if decode(port).is_none() {
+        if !decodes(port) {
             return false;
         }
         for (i, d) in data.iter_mut().enumerate() {
@@ -98,7 +104,7 @@ impl Pm1 {
     /// A port write starting at `port`, one byte per register byte it
     /// covers (status bits are write-1-to-clear, and none is ever set).
     pub fn write(&mut self, port: u16, data: &[u8]) -> PmWrite {
-        if decode(port).is_none() {
+        if !decodes(port) {
             return PmWrite::NotOurs;
         }
         let mut control_written = false;
