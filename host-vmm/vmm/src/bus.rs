@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use edu_devices::guest_log;
+use edu_devices::guest_log::GuestEvents;
 use vmm_sys_util::eventfd::EventFd;
 
 use std::sync::Mutex;
@@ -50,14 +50,24 @@ pub trait PciAccess: Send + Sync {
 }
 
 /// Exit and access counters, printed when the VM ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     /// Port exits.
     pub pio: AtomicU64,
     /// MMIO exits.
     pub mmio: AtomicU64,
     /// Accesses nothing decoded.
-    pub unhandled: AtomicU64,
+    pub unhandled: GuestEvents,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            pio: AtomicU64::new(0),
+            mmio: AtomicU64::new(0),
+            unhandled: GuestEvents::new("access to nothing"),
+        }
+    }
 }
 
 /// The VM's device bus.
@@ -100,17 +110,13 @@ impl Bus {
     /// (every access is then logged, by request), else at debug level
     /// through the guest log's rate limit.
     fn unhandled(&self, what: &str, addr: u64, len: usize) {
-        let n = self.stats.unhandled.fetch_add(1, Ordering::Relaxed) + 1;
         if self.trace {
             log::info!("unhandled {what} {addr:#x} size {len}");
-        } else {
-            guest_log::log(
-                n,
-                log::Level::Debug,
-                "access to nothing",
-                format_args!("unhandled {what} {addr:#x} size {len}"),
-            );
         }
+        self.stats.unhandled.record(
+            log::Level::Debug,
+            format_args!("unhandled {what} {addr:#x} size {len}"),
+        );
     }
 
     /// A guest port read.
@@ -239,7 +245,7 @@ mod tests {
         b.mmio_read(0xd000_0000, &mut m);
         assert_eq!(m, [0xff; 8]);
         b.mmio_write(0xd000_0000, &[1, 2, 3, 4]);
-        assert_eq!(b.stats.unhandled.load(Ordering::Relaxed), 3);
+        assert_eq!(b.stats.unhandled.count(), 3);
         assert_eq!(b.stats.pio.load(Ordering::Relaxed), 1);
         assert_eq!(b.stats.mmio.load(Ordering::Relaxed), 2);
     }
@@ -260,7 +266,7 @@ mod tests {
         let mut d = [0u8];
         b.pio_read(0x71, &mut d);
         assert_eq!(d[0], 0x80, "status D: time valid");
-        assert_eq!(b.stats.unhandled.load(Ordering::Relaxed), 0);
+        assert_eq!(b.stats.unhandled.count(), 0);
     }
 
     #[test]
@@ -274,13 +280,13 @@ mod tests {
         assert_eq!(b.pio_write(port, &s5.to_le_bytes()), PioOutcome::Done);
         let s5_en = (s5 | 1 << 13).to_le_bytes();
         assert_eq!(b.pio_write(port, &s5_en), PioOutcome::PowerOff);
-        assert_eq!(b.stats.unhandled.load(Ordering::Relaxed), 0);
+        assert_eq!(b.stats.unhandled.count(), 0);
     }
 
     #[test]
     fn post_port_is_silent() {
         let b = bus();
         assert_eq!(b.pio_write(POST_PORT, &[0]), PioOutcome::Done);
-        assert_eq!(b.stats.unhandled.load(Ordering::Relaxed), 0);
+        assert_eq!(b.stats.unhandled.count(), 0);
     }
 }

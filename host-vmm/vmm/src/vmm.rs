@@ -374,7 +374,7 @@ impl Vmm {
             start.elapsed().as_secs_f64(),
             s.pio.load(Ordering::Relaxed),
             s.mmio.load(Ordering::Relaxed),
-            s.unhandled.load(Ordering::Relaxed),
+            s.unhandled.count(),
         );
         let (lost, reset_errors) = (
             self.bus.legacy().console_lost.count(),
