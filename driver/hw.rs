@@ -345,41 +345,57 @@ impl EduDev {
         }
     }
 
-    /// Waits for the DMA an earlier operation (or driver) left running;
-    /// only then may the buffer or the DMA registers be used.
-    fn dma_settle(&self, st: &mut State) -> Result {
-        while st.dma_busy {
-            if !self.with_hw(|hw| hw.dma_running())? {
-                st.dma_busy = false;
+    /// Waits until a unit an earlier operation (or driver) left running is
+    /// idle (`running` reads false); only then may its registers, and for
+    /// DMA the buffer, be used. `busy` is the unit's "in flight" flag and
+    /// `bit` its completion bit. Returns whether the unit was in flight: the
+    /// abandoned operation's interrupt may then still arrive, late, and the
+    /// next operation must check the hardware after waking.
+    fn settle(
+        &self,
+        busy: &mut bool,
+        bit: u32,
+        running: impl for<'a> Fn(&Hw<'a>) -> bool,
+    ) -> Result<bool> {
+        let abandoned = *busy;
+        while *busy {
+            if !self.with_hw(&running)? {
+                *busy = false;
                 break;
             }
-            self.wait_irq(regs::IRQ_DMA)?;
+            self.wait_irq(bit)?;
         }
-        Ok(())
+        Ok(abandoned)
     }
 
-    /// Same as [`Self::dma_settle`] for the factorial unit.
-    fn fact_settle(&self, st: &mut State) -> Result {
-        while st.fact_busy {
-            if !self.with_hw(|hw| hw.computing())? {
-                st.fact_busy = false;
-                break;
-            }
-            self.wait_irq(regs::IRQ_FACTORIAL)?;
-        }
-        Ok(())
+    /// [`Self::settle`] for the DMA engine and the buffer.
+    fn dma_settle(&self, st: &mut State) -> Result<bool> {
+        self.settle(&mut st.dma_busy, regs::IRQ_DMA, |hw| hw.dma_running())
+    }
+
+    /// [`Self::settle`] for the factorial unit.
+    fn fact_settle(&self, st: &mut State) -> Result<bool> {
+        self.settle(&mut st.fact_busy, regs::IRQ_FACTORIAL, |hw| hw.computing())
     }
 
     /// Runs one DMA of `len` bytes between the coherent buffer at `offset`
     /// and the device buffer at `offset`, and waits for its interrupt.
     ///
+    /// The caller has settled the engine ([`Self::dma_settle`]) before it
+    /// touched the buffer; `late_irq` is what that returned: only a transfer
+    /// nobody saw finish can still have its interrupt on the way
+    /// (docs/driver.md, "Device accesses per operation").
+    ///
     /// On error the transfer may still be running: `dma_busy` stays set and
     /// nothing touches the buffer until [`Self::dma_settle`] saw it finish.
-    fn dma_run(&self, st: &mut State, to_ram: bool, offset: usize, len: usize) -> Result {
-        // Only a transfer nobody saw finish can still have its interrupt
-        // on the way (docs/driver.md, "Device accesses per operation").
-        let late_irq = st.dma_busy;
-        self.dma_settle(st)?;
+    fn dma_run(
+        &self,
+        st: &mut State,
+        late_irq: bool,
+        to_ram: bool,
+        offset: usize,
+        len: usize,
+    ) -> Result {
         let buf = st.buf.as_ref().ok_or(ENODEV)?;
         // The 28-bit DMA mask keeps bus addresses below 4 GiB.
         let ram = u32::try_from(io_project!(buf, [try: offset..offset + len]).dma_address())?;
@@ -410,8 +426,7 @@ impl EduDev {
     fn factorial_locked(&self, st: &mut State, n: u32) -> Result<u32> {
         // As in `dma_run`: a late interrupt can only come from a factorial
         // nobody saw finish.
-        let late_irq = st.fact_busy;
-        self.fact_settle(st)?;
+        let late_irq = self.fact_settle(st)?;
         self.clear_events(regs::IRQ_FACTORIAL);
         self.with_hw(|hw| hw.bar.write_reg(regs::FACTORIAL::from_raw(n)))?;
         st.fact_busy = true;
@@ -494,14 +509,14 @@ impl EduDev {
         let (to_dma, tail) = split_at_limit(&bounce, offset)?;
 
         let mut st = self.lock()?;
-        self.dma_settle(&mut st)?;
+        let late_irq = self.dma_settle(&mut st)?;
         let buf = st.buf.as_ref().ok_or(ENODEV)?;
         io_project!(buf, [try: offset..offset + to_dma.len()]).copy_from_slice(to_dma);
         if let Some(&byte) = tail.first() {
             st.tail = byte;
         }
         if !to_dma.is_empty() {
-            self.dma_run(&mut st, false, offset, to_dma.len())?;
+            self.dma_run(&mut st, late_irq, false, offset, to_dma.len())?;
         }
         Ok(())
     }
@@ -522,10 +537,9 @@ impl EduDev {
         {
             let (from_dma, tail) = split_at_limit_mut(&mut bounce, offset)?;
             let mut st = self.lock()?;
-            if from_dma.is_empty() {
-                self.dma_settle(&mut st)?;
-            } else {
-                self.dma_run(&mut st, true, offset, from_dma.len())?;
+            let late_irq = self.dma_settle(&mut st)?;
+            if !from_dma.is_empty() {
+                self.dma_run(&mut st, late_irq, true, offset, from_dma.len())?;
             }
             let buf = st.buf.as_ref().ok_or(ENODEV)?;
             io_project!(buf, [try: offset..offset + from_dma.len()]).copy_to_slice(from_dma);
@@ -582,22 +596,22 @@ impl EduDev {
     /// Lab `DMA_WRITE_CMD`: DMAs the 4-byte pattern from RAM to the device.
     pub(crate) fn lab_dma_write(&self) -> Result {
         let mut st = self.lock()?;
-        self.dma_settle(&mut st)?;
+        let late_irq = self.dma_settle(&mut st)?;
         let buf = st.buf.as_ref().ok_or(ENODEV)?;
         io_project!(buf, [try: 0..LAB_PATTERN.len()]).copy_from_slice(&LAB_PATTERN);
         self.traced(LabTrace::DmaWrite, || {
-            self.dma_run(&mut st, false, 0, LAB_PATTERN.len())
+            self.dma_run(&mut st, late_irq, false, 0, LAB_PATTERN.len())
         })
     }
 
     /// Lab `DMA_READ_CMD`: DMAs the pattern back to RAM and checks it.
     pub(crate) fn lab_dma_read(&self) -> Result {
         let mut st = self.lock()?;
-        self.dma_settle(&mut st)?;
+        let late_irq = self.dma_settle(&mut st)?;
         let buf = st.buf.as_ref().ok_or(ENODEV)?;
         io_project!(buf, [try: 0..LAB_PATTERN.len()]).copy_from_slice(&[0; LAB_PATTERN.len()]);
         self.traced(LabTrace::DmaRead, || {
-            self.dma_run(&mut st, true, 0, LAB_PATTERN.len())
+            self.dma_run(&mut st, late_irq, true, 0, LAB_PATTERN.len())
         })?;
         let buf = st.buf.as_ref().ok_or(ENODEV)?;
         let mut got = [0u8; LAB_PATTERN.len()];
