@@ -1,11 +1,11 @@
 //! `edu-verdict`: judge a guest's console log on the host.
 //!
 //! ```text
-//! edu-verdict selftest --log LOG --list LIST [--skip NAME]... [--frame NAME]
+//! edu-verdict selftest --log LOG --list LIST [--skip NAME]...
 //! ```
 //!
-//! Takes the framed document NAME (default `selftest`) out of the console
-//! log LOG, reads it as `edu-test --json selftest`'s report, and checks it
+//! Takes the framed document `selftest` (what `frame selftest` printed in
+//! the guest) out of the console log LOG, reads it as `edu-test --json selftest`'s report, and checks it
 //! against LIST (the output of `edu-test selftest --list`) and the cases
 //! expected to be skipped. Prints one line per finding, or one summary line;
 //! exits 0 when the run is exactly as expected, 1 when it is not, 2 when the
@@ -41,9 +41,6 @@ enum Command {
         /// A case this run must skip (repeatable); every other must pass
         #[arg(long = "skip", value_name = "NAME")]
         skips: Vec<String>,
-        /// The framed document's name
-        #[arg(long, value_name = "NAME", default_value = "selftest")]
-        frame: String,
     },
 }
 
@@ -82,12 +79,8 @@ fn read(path: &Path) -> Result<String, UsageError> {
 
 /// The findings of one selftest run (empty: as expected), or why the run
 /// could not be judged.
-fn judge(
-    log: &str,
-    frame_name: &str,
-    expected: &selftest::Expected,
-) -> Result<Vec<String>, RunError> {
-    let doc = frame::extract(log, frame_name)?;
+fn judge(log: &str, expected: &selftest::Expected) -> Result<Vec<String>, RunError> {
+    let doc = frame::extract(log, "selftest")?;
     let report = selftest::parse(&doc.text)?;
     let found = selftest::findings(&report, doc.status, expected);
     if found.is_empty() {
@@ -100,12 +93,7 @@ fn judge(
 }
 
 fn main() -> ExitCode {
-    let Command::Selftest {
-        log,
-        list,
-        skips,
-        frame,
-    } = Cli::parse().command;
+    let Command::Selftest { log, list, skips } = Cli::parse().command;
     let inputs = read(&log).and_then(|log| {
         let expected = selftest::Expected::new(&read(&list)?, &skips)?;
         Ok((log, expected))
@@ -117,7 +105,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match judge(&log_text, &frame, &expected) {
+    match judge(&log_text, &expected) {
         Ok(found) if found.is_empty() => ExitCode::SUCCESS,
         Ok(found) => {
             for f in found {
@@ -161,7 +149,7 @@ mod tests {
     #[test]
     fn a_damaged_document_is_a_failed_run_not_a_pass() {
         let expected = selftest::Expected::new("info x\n", &[]).unwrap();
-        let e = judge("no frame here\n", "selftest", &expected).unwrap_err();
+        let e = judge("no frame here\n", &expected).unwrap_err();
         assert!(matches!(e, RunError::Frame(FrameError::Missing(_))));
     }
 }
