@@ -1165,7 +1165,9 @@ mod tests {
         // the range that is memory.
         // (RAM 0xf00-0xfff holds a pattern the buffer does not, so a
         // partial copy either way would show.)
-        r.mem.write_slice(&[0xaa; 0x100], GuestAddress(0xf00)).unwrap();
+        r.mem
+            .write_slice(&[0xaa; 0x100], GuestAddress(0xf00))
+            .unwrap();
         let before = r.buf();
         r.dma(0xf00, DMA_BUF_START + 0x800, 0x200, 0);
         assert_eq!(r.buf(), before, "buffer untouched");
