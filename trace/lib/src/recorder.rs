@@ -24,7 +24,7 @@ use edu_devices::{DmaOutcome, EduEvent};
 
 use crate::clock;
 use crate::decode::edu::{dma_addr_words, dma_cmd_words, irq_reasons};
-use crate::decode::pci::msi_words;
+use crate::decode::pci::msi_event;
 use crate::decode::{size_words, Access, Decoder};
 use crate::event::{Event, Layer};
 
@@ -263,40 +263,11 @@ impl<W: Write> TraceWriter<W> {
         let mut e = match r.raw {
             Raw::Access { vcpu, access } => {
                 let d = self.decoder.decode(&access);
-                let mut e = Event::new(r.t_ns, Layer::Vmm, &src, access.kind(), d.text)
-                    .with(
-                        if access.space == crate::decode::Space::Port {
-                            "port"
-                        } else {
-                            "addr"
-                        },
-                        access.addr,
-                    )
-                    .with("size", access.size)
-                    .with("value", access.masked());
-                e.vcpu = Some(vcpu.into());
-                e.dev = Some(d.dev);
-                e.reg = Some(d.reg);
-                e
+                access.event(r.t_ns, &src, Some(vcpu.into()), d)
             }
             Raw::Edu { dev, event } => edu_event(r.t_ns, &src, dev, event),
             Raw::Msi { dev, address, data } => {
-                let mut e = Event::new(
-                    r.t_ns,
-                    Layer::Irq,
-                    &src,
-                    "msi",
-                    format!(
-                        "edu{dev} MSI sent: address {address:#x} data {data:#x}: {}",
-                        msi_words(address, data)
-                    ),
-                )
-                .with("address", address)
-                .with("data", data)
-                .with("vector", data & 0xff)
-                .with("dest", (address >> 12) & 0xff);
-                e.dev = Some(format!("edu{dev}"));
-                e
+                msi_event(r.t_ns, &src, &format!("edu{dev}"), address, data)
             }
             Raw::Intx { dev, gsi, level } => {
                 let what = if level {

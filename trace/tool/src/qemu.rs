@@ -21,7 +21,8 @@
 use std::collections::BTreeMap;
 
 use edu_trace::decode::edu::dma_cmd_words;
-use edu_trace::decode::pci::msi_words;
+use edu_trace::decode::pci::{msi_event, msi_words};
+use edu_trace::decode::ports::is_msi_write;
 use edu_trace::decode::{Access, Bdf, Decoder, Space};
 use edu_trace::{Event, Layer};
 
@@ -280,12 +281,9 @@ impl Converter {
             size: size as u8,
             value,
         };
-        if write && region.ends_with("apic-msi") {
-            let off = addr & 0xfffff;
-            if off > 0xfff || (off >> 4) & 0xff == 0 {
-                self.msi(l, cpu, addr, value as u32, region);
-                return;
-            }
+        if write && region.ends_with("apic-msi") && is_msi_write(addr & 0xfffff) {
+            self.msi(l, cpu, addr, value as u32, region);
+            return;
         }
         let mut edu = None;
         let d = if region == "edu-mmio" {
@@ -300,22 +298,10 @@ impl Converter {
         } else {
             self.decoder.decode(&access)
         };
-        let mut e = Event::new(l.t_ns, Layer::Vmm, "qemu", access.kind(), d.text)
-            .with(
-                if access.space == Space::Port {
-                    "port"
-                } else {
-                    "addr"
-                },
-                addr,
-            )
-            .with("size", size)
-            .with("value", access.masked())
+        let e = access
+            .event(l.t_ns, "qemu", u32::try_from(cpu).ok(), d)
             .with("region", region)
             .with("tid", l.tid);
-        e.vcpu = u32::try_from(cpu).ok();
-        e.dev = Some(d.dev);
-        e.reg = Some(d.reg);
         self.out.push(e);
         if let Some((name, off)) = edu {
             self.note_edu_write(&name, off, &access, l.t_ns);
@@ -418,22 +404,9 @@ impl Converter {
                 ));
             }
         }
-        let mut e = Event::new(
-            l.t_ns,
-            Layer::Irq,
-            "qemu",
-            "msi",
-            format!(
-                "{name} MSI sent: address {addr:#x} data {data:#x}: {}",
-                msi_words(addr, data)
-            ),
-        )
-        .with("address", addr)
-        .with("data", data)
-        .with("vector", data & 0xff)
-        .with("region", region)
-        .with("tid", l.tid);
-        e.dev = Some(name);
+        let mut e = msi_event(l.t_ns, "qemu", &name, addr, data)
+            .with("region", region)
+            .with("tid", l.tid);
         e.vcpu = u32::try_from(cpu).ok();
         self.out.push(e);
     }

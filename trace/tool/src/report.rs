@@ -247,8 +247,7 @@ fn interrupt_words(ev: &[Event]) -> String {
         parts.push(format!(
             "MSI vector {:#04x} to APIC {}",
             e.u64("vector").unwrap_or(0),
-            e.u64("dest")
-                .unwrap_or((e.u64("address").unwrap_or(0) >> 12) & 0xff)
+            e.u64("dest").unwrap_or(0)
         ));
     }
     for e in sent.iter().filter(|e| e.kind == "intx") {

@@ -22,6 +22,8 @@ pub mod uart;
 
 use std::collections::BTreeMap;
 
+use crate::event::{Event, Layer};
+
 pub use pci::Bdf;
 
 /// Port I/O or memory-mapped I/O.
@@ -108,6 +110,26 @@ impl Decoded {
             reg: reg.to_string(),
             text,
         }
+    }
+}
+
+impl Access {
+    /// The VMM-layer event of this access, as `d` decoded it (edu-vmm's
+    /// recorder and the QEMU converter both make it here).
+    pub fn event(&self, t_ns: u64, src: &str, vcpu: Option<u32>, d: Decoded) -> Event {
+        let key = if self.space == Space::Port {
+            "port"
+        } else {
+            "addr"
+        };
+        let mut e = Event::new(t_ns, Layer::Vmm, src, self.kind(), d.text)
+            .with(key, self.addr)
+            .with("size", self.size)
+            .with("value", self.masked());
+        e.vcpu = vcpu;
+        e.dev = Some(d.dev);
+        e.reg = Some(d.reg);
+        e
     }
 }
 

@@ -15,6 +15,7 @@ use edu_pci::config::{
 use edu_pci::msi::{CAP_ID_MSI, CONTROL_64BIT, CONTROL_ENABLE, CONTROL_QSIZE};
 
 use super::{bit_names, edu, size_words, Access, Decoded};
+use crate::event::{Event, Layer};
 
 /// CONFIG_ADDRESS.
 pub const CONFIG_ADDRESS: u16 = 0xcf8;
@@ -150,6 +151,27 @@ fn msi_field_words(name: &str, v: u64) -> String {
         ),
         _ => String::new(),
     }
+}
+
+/// The interrupt-layer event of `dev`'s MSI (edu-vmm's recorder and the
+/// QEMU converter both make it here).
+pub fn msi_event(t_ns: u64, src: &str, dev: &str, address: u64, data: u32) -> Event {
+    let mut e = Event::new(
+        t_ns,
+        Layer::Irq,
+        src,
+        "msi",
+        format!(
+            "{dev} MSI sent: address {address:#x} data {data:#x}: {}",
+            msi_words(address, data)
+        ),
+    )
+    .with("address", address)
+    .with("data", data)
+    .with("vector", data & 0xff)
+    .with("dest", (address >> 12) & 0xff);
+    e.dev = Some(dev.to_string());
+    e
 }
 
 /// An x86 MSI message in words: `vector 0x21 to APIC 0 (fixed, edge)`.

@@ -182,9 +182,7 @@ impl PortState {
         let v = a.masked();
         if (LAPIC_BASE..LAPIC_BASE + 0x10_0000).contains(&a.addr) {
             let off = a.addr - LAPIC_BASE;
-            // What QEMU's APIC does: a write to index 0 or above the page is
-            // an MSI message, everything else a register.
-            if a.write && (off > 0xfff || (off >> 4) & 0xff == 0) {
+            if a.write && is_msi_write(off) {
                 let m = super::pci::msi_words(a.addr, v as u32);
                 return Decoded::reg("LAPIC", "MSI", a, format!("MSI {m}"));
             }
@@ -234,6 +232,13 @@ fn ioapic_reg(sel: u8) -> String {
         ),
         s => format!("register {s:#x}"),
     }
+}
+
+/// Whether a write at `off` into the local APIC's MMIO window is an MSI
+/// message rather than a register: what QEMU's APIC does, a write to
+/// index 0 or above the 4 KiB page is a message.
+pub fn is_msi_write(off: u64) -> bool {
+    off > 0xfff || (off >> 4) & 0xff == 0
 }
 
 #[cfg(test)]
