@@ -50,7 +50,11 @@ use acpi_tables::xsdt::XSDT;
 use acpi_tables::Aml;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use edu_pci::bus::{CONFIG_ADDRESS_PORT, CONFIG_IO_LEN};
+
 use crate::bus::RESET_CONTROL_PORT;
+use crate::cmos;
+use crate::legacy::{SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_LEN};
 use crate::memory::{APIC_ADDR, IOAPIC_ADDR, PCI_MMIO_END, PCI_MMIO_START};
 use crate::mptable;
 
@@ -74,8 +78,6 @@ pub const S5_SLP_TYP: u8 = 5;
 /// Reset register value: PIIX reset control, system reset (bit 2) with a
 /// full reset (bit 1).
 const RESET_VALUE: u8 = 0x06;
-/// CMOS register holding the century (`cmos.rs`).
-const CMOS_CENTURY: u8 = 0x32;
 /// IA-PC boot architecture flag: legacy (ISA/LPC) devices present: the
 /// UART, the CMOS clock. Bit 1, "8042 present", is deliberately never set.
 const BOOT_ARCH_LEGACY_DEVICES: u16 = 1 << 0;
@@ -137,8 +139,13 @@ fn dsdt_aml(pci_slots: &[u8]) -> Vec<u8> {
     // I/O space around it and the 32-bit window where the VMM places BARs
     // are the bridge's windows.
     let bus = AddressSpace::<u16>::new_bus_number(0, 0);
-    let config_ports = IO::new(0xcf8, 0xcf8, 1, 8);
-    let io_low = AddressSpace::<u16>::new_io(0, 0xcf7, None);
+    let config_ports = IO::new(
+        CONFIG_ADDRESS_PORT,
+        CONFIG_ADDRESS_PORT,
+        1,
+        CONFIG_IO_LEN as u8,
+    );
+    let io_low = AddressSpace::<u16>::new_io(0, CONFIG_ADDRESS_PORT - 1, None);
     let io_high = AddressSpace::<u16>::new_io(0xd00, 0xffff, None);
     let mmio = AddressSpace::<u32>::new_memory(
         AddressSpaceCacheable::NotCacheable,
@@ -180,8 +187,8 @@ fn dsdt_aml(pci_slots: &[u8]) -> Vec<u8> {
     );
 
     // COM1: the 8250 UART on 0x3f8-0x3ff, ISA IRQ 4 (edge, active high).
-    let com1_io = IO::new(0x3f8, 0x3f8, 1, 8);
-    let com1_irq = Interrupt::new(true, true, false, false, 4);
+    let com1_io = IO::new(SERIAL_PORT, SERIAL_PORT, 1, SERIAL_PORT_LEN as u8);
+    let com1_irq = Interrupt::new(true, true, false, false, SERIAL_IRQ);
     let com1_hid = Name::new(Path::new("_HID"), &EISAName::new("PNP0501"));
     let com1_uid = Name::new(Path::new("_UID"), &1u8);
     let com1_crs = Name::new(
@@ -241,7 +248,7 @@ fn fadt(facs: u64, dsdt: u64) -> Vec<u8> {
     f.x_pm1a_cnt_blk = io_gas(PM1A_CNT_BLK, PM1_CNT_LEN, AccessSize::WordAccess);
     f.p_lvl2_lat = NO_C2.into();
     f.p_lvl3_lat = NO_C3.into();
-    f.century = CMOS_CENTURY;
+    f.century = cmos::REG_CENTURY;
     f.iapc_boot_arch = (BOOT_ARCH_LEGACY_DEVICES | BOOT_ARCH_NO_VGA).into();
     f.reset_reg = io_gas(RESET_CONTROL_PORT, 1, AccessSize::ByteAccess);
     f.reset_value = RESET_VALUE;

@@ -27,7 +27,8 @@ const REG_STATUS_A: u8 = 0x0a;
 const REG_STATUS_B: u8 = 0x0b;
 const REG_STATUS_C: u8 = 0x0c;
 const REG_STATUS_D: u8 = 0x0d;
-const REG_CENTURY: u8 = 0x32;
+/// The century register (the FADT names it, `acpi.rs`).
+pub(crate) const REG_CENTURY: u8 = 0x32;
 /// Status A: 32.768 kHz time base, 1024 Hz rate, update not in progress.
 const STATUS_A: u8 = 0x26;
 /// Status B: 24-hour mode, BCD.
