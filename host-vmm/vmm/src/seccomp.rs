@@ -320,6 +320,23 @@ impl Rules {
     fn allow_eq(&mut self, nr: i64, index: u8, value: u64) -> Result<(), Error> {
         self.allow_if(nr, &[(index, EXACT, value)])
     }
+
+    /// Allows signal `sig` to thread `tid` of process `pid` and nothing
+    /// else: tgkill (glibc's pthread_kill and raise) and tkill (musl's).
+    fn allow_signal(&mut self, pid: i32, tid: i32, sig: i32) -> Result<(), Error> {
+        self.allow_if(
+            libc::SYS_tgkill,
+            &[
+                (0, EXACT, word(pid)),
+                (1, EXACT, word(tid)),
+                (2, EXACT, word(sig)),
+            ],
+        )?;
+        self.allow_if(
+            libc::SYS_tkill,
+            &[(0, EXACT, word(tid)), (1, EXACT, word(sig))],
+        )
+    }
 }
 
 /// The mask of an argument rule that compares the whole 32-bit value.
@@ -362,18 +379,8 @@ pub fn filter(scope: &Scope, thread: &Thread<'_>, tid: i32) -> Result<BpfProgram
     for op in FUTEX_OPS {
         r.allow_if(libc::SYS_futex, &[(1, word(!FUTEX_FLAGS), word(op))])?;
     }
-    // abort() on a panic: SIGABRT to this thread only (glibc: tgkill,
-    // musl: tkill).
-    let abort = word(libc::SIGABRT);
-    r.allow_if(
-        libc::SYS_tgkill,
-        &[
-            (0, EXACT, word(scope.pid)),
-            (1, EXACT, word(tid)),
-            (2, EXACT, abort),
-        ],
-    )?;
-    r.allow_if(libc::SYS_tkill, &[(0, EXACT, word(tid)), (1, EXACT, abort)])?;
+    // abort() on a panic: SIGABRT to this thread only.
+    r.allow_signal(scope.pid, tid, libc::SIGABRT)?;
     let sleep = [libc::SYS_nanosleep, libc::SYS_clock_nanosleep];
     // Log lines, the console, eventfds (irqfds, the reset eventfd).
     let write_anywhere = [libc::SYS_write];
@@ -426,17 +433,8 @@ pub fn filter(scope: &Scope, thread: &Thread<'_>, tid: i32) -> Result<BpfProgram
             r.allow_eq(libc::SYS_write, 0, word(libc::STDERR_FILENO))?;
         }
         Thread::Main { vcpu_tids } => {
-            let kick = word(crate::vcpu::kick_signal());
             for &vcpu in vcpu_tids {
-                r.allow_if(
-                    libc::SYS_tgkill,
-                    &[
-                        (0, EXACT, word(scope.pid)),
-                        (1, EXACT, word(vcpu)),
-                        (2, EXACT, kick),
-                    ],
-                )?;
-                r.allow_if(libc::SYS_tkill, &[(0, EXACT, word(vcpu)), (1, EXACT, kick)])?;
+                r.allow_signal(scope.pid, vcpu, crate::vcpu::kick_signal())?;
             }
             // Teardown closes every fd; waiting for the vCPUs to stop.
             r.allow(&[libc::SYS_close]);
