@@ -33,11 +33,10 @@ use std::time::Duration;
 use edu_devices::edu::regs::{
     DMA_BUF_START, ID_VALUE, REG_DMA_CMD, REG_DMA_CNT, REG_DMA_DST, REG_DMA_SRC, REG_ID,
 };
-use edu_devices::{EduConfig, EduEvent, EduObserver};
+use edu_devices::EduConfig;
 use edu_pci::{FailingInterrupts, InterruptSink, RecordingInterrupts};
-use edu_trace::decode::{Bdf, Decoder};
 use edu_trace::event::read_events;
-use edu_trace::recorder::{Caps, Raw, Recorder, TraceWriter, WriterThread};
+use edu_trace::recorder::{Caps, Recorder, TraceWriter, WriterThread};
 use edu_vmm::acpi::{PM1A_CNT_BLK, PM1A_EVT_BLK, PM1_CNT_LEN, S5_SLP_TYP};
 use edu_vmm::bus::{Bus, RESET_CONTROL_PORT};
 use edu_vmm::exit::{self, Action, Direction, Exit, VmExit};
@@ -45,7 +44,7 @@ use edu_vmm::legacy::{EventFdTrigger, Legacy, I8042_PORT, I8042_PORT_LEN, SERIAL
 use edu_vmm::memory::{self, MMIO_GAP_END, MMIO_GAP_START, PCI_MMIO_START};
 use edu_vmm::pci::PciDevices;
 use edu_vmm::seccomp::Policy;
-use edu_vmm::trace::ExitLog;
+use edu_vmm::trace::{decoder, EduTrace, ExitLog};
 use libfuzzer_sys::fuzz_target;
 use vm_memory::GuestMemoryMmap;
 
@@ -126,16 +125,6 @@ fn bus(
     .expect("pci devices");
     bus.set_pci(pci.access());
     (bus, pci, sinks)
-}
-
-/// What edu number `.1` does, into the recorder (as edu-vmm's own
-/// observer does).
-struct EduEvents(Arc<Recorder>, u8);
-
-impl EduObserver for EduEvents {
-    fn event(&self, event: EduEvent) {
-        self.0.now(Raw::Edu { dev: self.1, event });
-    }
 }
 
 /// The PM1 event and control blocks.
@@ -305,14 +294,12 @@ fuzz_target!(|data: &[u8]| {
     let tracing = flags & 16 != 0;
     let (rec, writer) = if tracing {
         let rec = Recorder::new(CAPS);
-        let mut decoder = Decoder::new();
-        for (slot, bar) in pci.bars() {
-            decoder.add_edu(Bdf::new(0, slot, 0), bar);
-        }
+        let edus = pci.bars();
         for (dev, (_, edu)) in pci.devices().enumerate() {
-            edu.set_observer(Arc::new(EduEvents(rec.clone(), dev as u8)));
+            edu.set_observer(Arc::new(EduTrace::new(rec.clone(), dev as u8)));
         }
-        let w = TraceWriter::new(Vec::new(), decoder, "vmm_exits", CAPS).expect("trace writer");
+        let w =
+            TraceWriter::new(Vec::new(), decoder(&edus), "vmm_exits", CAPS).expect("trace writer");
         let writer = WriterThread::spawn("trace-writer", rec.clone(), w).expect("writer thread");
         (Some(rec), Some(writer))
     } else {

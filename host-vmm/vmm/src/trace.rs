@@ -131,6 +131,13 @@ pub struct EduTrace {
     dev: u8,
 }
 
+impl EduTrace {
+    /// Edu number `dev`'s events into `rec`.
+    pub fn new(rec: Arc<Recorder>, dev: u8) -> Self {
+        EduTrace { rec, dev }
+    }
+}
+
 impl EduObserver for EduTrace {
     fn event(&self, event: EduEvent) {
         self.rec.now(Raw::Edu {
@@ -291,7 +298,7 @@ pub fn rows(edus: &[(u8, u64)], logs: impl IntoIterator<Item = ExitLog>) -> Vec<
 }
 
 /// A decoder that knows the edus at (slot, BAR0), in order.
-fn decoder(edus: &[(u8, u64)]) -> Decoder {
+pub fn decoder(edus: &[(u8, u64)]) -> Decoder {
     let mut d = Decoder::new();
     for (slot, bar) in edus {
         d.add_edu(Bdf::new(0, *slot, 0), *bar);
