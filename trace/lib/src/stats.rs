@@ -159,6 +159,14 @@ impl Tally {
             .add(ns);
     }
 
+    /// Merges a histogram of exits into the key's.
+    pub fn merge(&mut self, kind: &str, dev: &str, reg: &str, h: &Histogram) {
+        self.by_key
+            .entry((kind.into(), dev.into(), reg.into()))
+            .or_default()
+            .merge(h);
+    }
+
     /// The rows, most frequent first.
     pub fn rows(&self) -> Vec<Row> {
         let mut rows: Vec<Row> = self
@@ -316,7 +324,7 @@ impl ExitStats {
     /// most frequent first. Accesses to the same device register are one
     /// row (the 16 ports of COM1 are 8 registers).
     pub fn rows(&self, decoder: &mut Decoder) -> Vec<Row> {
-        let mut merged: BTreeMap<(String, String, String), Histogram> = BTreeMap::new();
+        let mut tally = Tally::default();
         for (k, h) in self.entries() {
             let kind = ExitKind::from_bits(k >> 62);
             let (space, write) = match kind {
@@ -333,23 +341,12 @@ impl ExitStats {
                 value: 0,
             };
             let d = decoder.decode(&a);
-            merged
-                .entry((a.kind().into(), d.dev, d.reg))
-                .or_default()
-                .merge(h);
+            tally.merge(a.kind(), &d.dev, &d.reg, h);
         }
         if self.other.count() > 0 {
-            merged.insert(
-                ("other".into(), "(table full)".into(), String::new()),
-                self.other.clone(),
-            );
+            tally.merge("other", "(table full)", "", &self.other);
         }
-        let mut rows: Vec<Row> = merged
-            .iter()
-            .map(|((k, d, r), h)| Row::new(k, d, r, h))
-            .collect();
-        sort_rows(&mut rows);
-        rows
+        tally.rows()
     }
 }
 
