@@ -215,7 +215,10 @@ fn ops(node: &str) -> Result<(), String> {
 // --- read-only ------------------------------------------------------------
 
 /// Through a read-only file, everything that changes the device buffer
-/// fails with `EBADF`; reading it and the other ioctls work.
+/// fails with `EBADF`; reading it and the other ioctls work. The two
+/// ioctls are the driver's own check (they failed before it); `write` and
+/// `pwrite` are refused by the VFS before the driver runs, and are here
+/// because the ABI promises the same errno for every way to the buffer.
 fn read_only(t: &mut Tally, node: &str) {
     let dev = match Device::open_read_only(node) {
         Ok(d) => d,
