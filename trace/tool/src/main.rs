@@ -125,13 +125,6 @@ fn write(p: &Path, content: &[u8]) -> Result<(), String> {
     fs::write(p, content).map_err(|e| format!("{}: {e}", p.display()))
 }
 
-fn t0(events: &[Event]) -> u64 {
-    events
-        .iter()
-        .find(|e| e.layer != edu_trace::Layer::Meta)
-        .map_or(0, |e| e.t_ns)
-}
-
 fn build(dir: &Path) -> Result<run::Run, String> {
     let run = run::Run::load(dir).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
@@ -216,7 +209,7 @@ fn main_result(cli: Cli) -> Result<bool, String> {
         Command::Page { events, output } => {
             let ev = load_events(&events)?;
             let title = format!("edu-trace: {}", events.display());
-            write(&output, page::render(&ev, t0(&ev), &title).as_bytes())?;
+            write(&output, page::render(&ev, run::t0(&ev), &title).as_bytes())?;
             println!(
                 "{}: {} events drawn",
                 output.display(),
@@ -240,7 +233,7 @@ fn main_result(cli: Cli) -> Result<bool, String> {
             let title = events.display().to_string();
             write(
                 &output,
-                perfetto::export(&ev, t0(&ev), &title)
+                perfetto::export(&ev, run::t0(&ev), &title)
                     .to_string()
                     .as_bytes(),
             )?;

@@ -26,6 +26,8 @@ use edu_trace::decode::ports::is_msi_write;
 use edu_trace::decode::{Access, Bdf, Decoder, Space};
 use edu_trace::{Event, Layer};
 
+use crate::tracefs::num;
+
 /// One parsed line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
@@ -74,14 +76,6 @@ fn arg<'a>(args: &'a str, key: &str) -> Option<&'a str> {
         }
     }
     None
-}
-
-fn hex(s: Option<&str>) -> Option<u64> {
-    let s = s?.trim_end_matches(',');
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
 }
 
 /// `NAME BB:DD.F` as QEMU prints a PCI function.
@@ -157,7 +151,7 @@ impl Converter {
             }
             "pci_update_mappings_add" | "pci_update_mappings_del" => self.mapping(l),
             "apic_deliver_irq" => {
-                let v = hex(arg(&l.args, "vector")).unwrap_or(0);
+                let v = num(arg(&l.args, "vector")).unwrap_or(0);
                 let e = Event::new(
                     l.t_ns,
                     Layer::Irq,
@@ -174,8 +168,8 @@ impl Converter {
             }
             "ioapic_set_irq" => {
                 // "vector: 4 level: 1": QEMU calls the input pin "vector".
-                let pin = hex(arg(&l.args, "vector:")).unwrap_or(0);
-                let level = hex(arg(&l.args, "level:")).unwrap_or(0);
+                let pin = num(arg(&l.args, "vector:")).unwrap_or(0);
+                let level = num(arg(&l.args, "level:")).unwrap_or(0);
                 let e = Event::new(
                     l.t_ns,
                     Layer::Irq,
@@ -192,7 +186,7 @@ impl Converter {
                 self.out.push(e);
             }
             "kvm_run_exit" => {
-                let reason = hex(arg(&l.args, "reason")).unwrap_or(0);
+                let reason = num(arg(&l.args, "reason")).unwrap_or(0);
                 let cpu =
                     arg(&l.args, "cpu_index").and_then(|s| s.trim_end_matches(',').parse().ok());
                 let mut e = Event::new(
@@ -226,7 +220,7 @@ impl Converter {
             return;
         };
         let (addr, size) = range.split_once('+').unwrap_or((range, "0"));
-        let (addr, size) = (hex(Some(addr)).unwrap_or(0), hex(Some(size)).unwrap_or(0));
+        let (addr, size) = (num(Some(addr)).unwrap_or(0), num(Some(size)).unwrap_or(0));
         let add = l.event.ends_with("_add");
         let label = if name == "edu" {
             let n = self.decoder.edu_name(bdf);
@@ -258,9 +252,9 @@ impl Converter {
         let write = l.event.ends_with("_write");
         let a = &l.args;
         let (Some(addr), Some(value), Some(size)) = (
-            hex(arg(a, "addr")),
-            hex(arg(a, "value")),
-            hex(arg(a, "size")),
+            num(arg(a, "addr")),
+            num(arg(a, "value")),
+            num(arg(a, "size")),
         ) else {
             return;
         };

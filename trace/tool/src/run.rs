@@ -91,10 +91,7 @@ impl Run {
 
     /// The first event's time: the origin of relative times.
     pub fn t0(&self) -> u64 {
-        self.events
-            .iter()
-            .find(|e| e.layer != Layer::Meta)
-            .map_or(0, |e| e.t_ns)
+        t0(&self.events)
     }
 
     /// Loads `dir`: converts, aligns and merges what is there.
@@ -213,6 +210,14 @@ fn align_kvm(vmm: &[Event], kvm: &mut [Event], meta: &Value) -> Clock {
         }),
         applied,
     }
+}
+
+/// The time of the first event that is not metadata (0 for none).
+pub fn t0(events: &[Event]) -> u64 {
+    events
+        .iter()
+        .find(|e| e.layer != Layer::Meta)
+        .map_or(0, |e| e.t_ns)
 }
 
 #[cfg(test)]

@@ -88,7 +88,9 @@ fn field<'a>(payload: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
-fn num(s: Option<&str>) -> Option<u64> {
+/// A number as the kernel's and QEMU's trace lines print it: `0x` hex or
+/// decimal, with a trailing `,` or `)` of the format around it.
+pub(crate) fn num(s: Option<&str>) -> Option<u64> {
     let s = s?.trim_end_matches([',', ')']);
     match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16).ok(),
