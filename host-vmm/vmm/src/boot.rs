@@ -126,6 +126,8 @@ pub struct LoadedKernel {
     pub mode: EntryMode,
     /// Image kind.
     pub kind: KernelKind,
+    /// First address of the kernel's image in guest memory.
+    pub start: u64,
     /// First address after the memory the kernel will use at boot.
     pub end: u64,
 }
@@ -147,6 +149,36 @@ fn is_elf(f: &mut File) -> std::io::Result<bool> {
     Ok(n == 4 && &magic == b"\x7fELF")
 }
 
+/// The lowest physical address of an ELF64's loadable segments (for
+/// Linux, the start of its image; its entry point lies further in), once
+/// linux-loader has validated the file. `None` if it has none.
+fn elf_load_start(f: &mut File) -> std::io::Result<Option<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    const PT_LOAD: u32 = 1;
+    let mut ehdr = [0u8; 64];
+    f.seek(SeekFrom::Start(0))?;
+    f.read_exact(&mut ehdr)?;
+    let le64 = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let le16 = |b: &[u8]| u16::from_le_bytes(b.try_into().unwrap_or_default());
+    let (phoff, phentsize, phnum) = (
+        le64(&ehdr[32..40]),
+        le16(&ehdr[54..56]),
+        le16(&ehdr[56..58]),
+    );
+    let mut start: Option<u64> = None;
+    let mut phdr = vec![0u8; usize::from(phentsize).max(56)];
+    for i in 0..u64::from(phnum) {
+        f.seek(SeekFrom::Start(phoff + i * u64::from(phentsize)))?;
+        f.read_exact(&mut phdr)?;
+        // p_type at 0, p_paddr at 24 in an Elf64_Phdr.
+        if u32::from_le_bytes([phdr[0], phdr[1], phdr[2], phdr[3]]) == PT_LOAD {
+            let paddr = le64(&phdr[24..32]);
+            start = Some(start.map_or(paddr, |s| s.min(paddr)));
+        }
+    }
+    Ok(start)
+}
+
 /// Loads a bzImage or an ELF vmlinux into `mem`.
 pub fn load_kernel(
     mem: &GuestMemoryMmap,
@@ -163,6 +195,7 @@ pub fn load_kernel(
     };
     let k = if elf {
         let r = Elf::load(mem, None, &mut f, Some(GuestAddress(HIMEM_START))).map_err(load_err)?;
+        let start = elf_load_start(&mut f).map_err(|e| Error::KernelRead(name.clone(), e))?;
         let (entry, mode) = match r.pvh_boot_cap {
             PvhBootCapability::PvhEntryPresent(a) => (a, EntryMode::Pvh),
             _ => (r.kernel_load, EntryMode::Linux64),
@@ -171,6 +204,7 @@ pub fn load_kernel(
             entry,
             mode,
             kind: KernelKind::Elf,
+            start: start.unwrap_or(r.kernel_load.raw_value()),
             end: r.kernel_end,
         }
     } else {
@@ -198,6 +232,7 @@ pub fn load_kernel(
             entry: r.kernel_load.unchecked_add(BZIMAGE_64BIT_ENTRY_OFFSET),
             mode: EntryMode::Linux64,
             kind: KernelKind::BzImage(hdr),
+            start: r.kernel_load.raw_value(),
             end: need.max(r.kernel_end),
         }
     };
@@ -365,6 +400,49 @@ mod tests {
         v
     }
 
+    /// A minimal ELF64 vmlinux: two loadable segments, at 16 MiB and right
+    /// after, and an entry point inside the first (as Linux's is).
+    fn fake_vmlinux() -> Vec<u8> {
+        let mut v = vec![0u8; 0x1000 + 0x3000];
+        v[0..4].copy_from_slice(b"\x7fELF");
+        v[4] = 2; // ELFCLASS64
+        v[5] = 1; // ELFDATA2LSB
+        v[6] = 1; // EV_CURRENT
+        v[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        v[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        v[24..32].copy_from_slice(&0x100_1800u64.to_le_bytes()); // e_entry
+        v[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        v[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        v[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        v[56..58].copy_from_slice(&2u16.to_le_bytes()); // e_phnum
+                                                        // (file offset, physical address, size), listed highest first.
+        for (i, (off, paddr, size)) in [
+            (0x3000u64, 0x100_2000u64, 0x1000u64),
+            (0x1000, 0x100_0000, 0x2000),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let h = 64 + i * 56;
+            v[h..h + 4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+            v[h + 8..h + 16].copy_from_slice(&off.to_le_bytes());
+            v[h + 16..h + 24].copy_from_slice(&(0xffff_ffff_8000_0000 | paddr).to_le_bytes());
+            v[h + 24..h + 32].copy_from_slice(&paddr.to_le_bytes());
+            v[h + 32..h + 40].copy_from_slice(&size.to_le_bytes()); // p_filesz
+            v[h + 40..h + 48].copy_from_slice(&size.to_le_bytes()); // p_memsz
+        }
+        v
+    }
+
+    #[test]
+    fn vmlinux_image_starts_at_its_lowest_segment_not_its_entry() {
+        let m = create_guest_memory(32 << 20).unwrap();
+        let k = load_kernel(&m, &tmp("vmlinux", &fake_vmlinux()), 32 << 20).unwrap();
+        assert_eq!(k.entry, GuestAddress(0x100_1800));
+        assert_eq!(k.mode, EntryMode::Linux64);
+        assert_eq!((k.start, k.end), (0x100_0000, 0x100_3000));
+    }
+
     #[test]
     fn garbage_kernel_is_rejected_by_name() {
         let m = create_guest_memory(32 << 20).unwrap();
@@ -381,7 +459,7 @@ mod tests {
         let k = load_kernel(&m, &p, 32 << 20).unwrap();
         assert_eq!(k.entry, GuestAddress(0x10_0200));
         assert_eq!(k.mode, EntryMode::Linux64);
-        assert_eq!(k.end, 0x140_0000);
+        assert_eq!((k.start, k.end), (0x10_0000, 0x140_0000));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::prefault::Prefault;
 use clap::Parser;
 use edu_trace::recorder::Caps;
 
@@ -158,6 +159,12 @@ pub struct Cli {
     #[arg(long)]
     pub no_seccomp: bool,
 
+    /// Guest RAM mapped in KVM before the guest runs, saving the exit of
+    /// its first touch of each page: none, boot (the kernel's image, the
+    /// initramfs, low memory) or all.
+    #[arg(long, value_enum, default_value_t = Prefault::Boot)]
+    pub prefault: Prefault,
+
     /// After this many seconds without a port or MMIO exit, log where each
     /// vCPU is (0: never).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
@@ -215,6 +222,8 @@ pub struct Config {
     pub seccomp: bool,
     /// Seconds without exits before the vCPUs report their position (0: off).
     pub watchdog_secs: u64,
+    /// Guest RAM mapped in KVM before the guest runs.
+    pub prefault: Prefault,
     /// Where the trace goes, if anywhere.
     pub trace: Option<PathBuf>,
     /// Its limits.
@@ -344,6 +353,7 @@ impl TryFrom<&Cli> for Config {
             trace_devices: cli.trace_devices,
             seccomp: !cli.no_seccomp,
             watchdog_secs: cli.watchdog_secs,
+            prefault: cli.prefault,
             trace: cli.trace.clone(),
             trace_caps,
             stats_json: cli.stats_json.clone(),

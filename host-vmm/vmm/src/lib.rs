@@ -5,7 +5,8 @@
 //! [`config`] (command line) -> [`host_kvm`] (open and classify KVM) ->
 //! [`memory`] (guest RAM and address map) -> [`boot`] (kernel, initramfs,
 //! command line, zero page or PVH start_info) -> [`cpu`] (GDT, page tables,
-//! CPUID, MSRs, registers) -> [`legacy`], [`pm`] and [`bus`] (devices) ->
+//! CPUID, MSRs, registers) -> [`prefault`] (boot image mapped in KVM) ->
+//! [`legacy`], [`pm`] and [`bus`] (devices) ->
 //! [`mptable`] and [`acpi`] (CPUs, IOAPIC, interrupt routing, power off) ->
 //! [`vcpu`] (run loop, with [`exit`] deciding what each exit leads to) ->
 //! [`seccomp`]; [`vmm`] ties them together. [`trace`] is the I/O trace and
@@ -25,6 +26,7 @@ pub mod memory;
 pub mod mptable;
 pub mod pci;
 pub mod pm;
+pub mod prefault;
 pub mod seccomp;
 pub mod trace;
 pub mod vcpu;

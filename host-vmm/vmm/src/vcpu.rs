@@ -137,6 +137,13 @@ pub struct Vcpu {
     log: ExitLog,
 }
 
+/// The vCPU's fd (for its seccomp filter, and mapping RAM in advance).
+impl std::os::fd::AsRawFd for Vcpu {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl Vcpu {
     /// Wraps a configured vCPU, whose exits go to `log` (and its index is
     /// the log's).
@@ -155,12 +162,6 @@ impl Vcpu {
     /// itself (its fd) is closed.
     pub fn into_exit_log(self) -> ExitLog {
         self.log
-    }
-
-    /// The vCPU's fd (for its seccomp filter).
-    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.fd.as_raw_fd()
     }
 
     /// Logs where the vCPU is, when the watchdog asked (the guest made no

@@ -30,6 +30,7 @@ use crate::legacy::{self, EventFdTrigger, Legacy};
 use crate::memory;
 use crate::mptable;
 use crate::pci::{self, PciDevices};
+use crate::prefault;
 use crate::seccomp::{self, Policy, Thread};
 use crate::trace::{self, Tracing};
 use crate::vcpu::{self, Requests, Vcpu};
@@ -70,6 +71,9 @@ pub enum Error {
     /// The serial output file could not be created.
     #[error("serial output {0}: {1}")]
     SerialFile(String, #[source] std::io::Error),
+    /// Mapping guest RAM in advance failed.
+    #[error(transparent)]
+    Prefault(#[from] prefault::Error),
     /// Seccomp setup failed.
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
@@ -116,7 +120,7 @@ impl TryFrom<Config> for Vmm {
         // Before any thread of ours starts: each installs its filter.
         let seccomp = Policy::for_process(config.seccomp, vm.as_raw_fd())?;
         let mem = Self::create_memory(&vm, config.memory_bytes)?;
-        let kernel = Self::load_boot_images(&mem, &config)?;
+        let (kernel, initramfs) = Self::load_boot_images(&mem, &config)?;
         let tracing = Tracing::new(
             config.trace.as_ref(),
             config.trace_caps,
@@ -126,7 +130,16 @@ impl TryFrom<Config> for Vmm {
         let slots = pci.slots();
         mptable::setup(&mem, config.vcpus, &slots)?;
         acpi::setup(&mem, config.vcpus, &slots)?;
+        let prefault = prefault::ranges(
+            config.prefault,
+            &kernel,
+            initramfs,
+            memory::low_ram_end(config.memory_bytes),
+        );
         let vcpus = Self::create_vcpus(&kvm, &vm, &config, &kernel, &bus, &tracing)?;
+        if let Some(boot) = vcpus.first() {
+            Self::prefault(&kvm, boot, &mem, &prefault)?;
+        }
         Ok(Vmm {
             config,
             seccomp,
@@ -188,7 +201,10 @@ impl Vmm {
 
     /// Step 3: kernel, initramfs, command line, then the zero page or PVH
     /// start_info, and the GDT and page tables.
-    fn load_boot_images(mem: &GuestMemoryMmap, c: &Config) -> Result<LoadedKernel, Error> {
+    fn load_boot_images(
+        mem: &GuestMemoryMmap,
+        c: &Config,
+    ) -> Result<(LoadedKernel, Option<boot::Initramfs>), Error> {
         let kernel = boot::load_kernel(mem, &c.kernel, c.memory_bytes)?;
         let initramfs = match &c.initramfs {
             Some(p) => Some(boot::load_initramfs(mem, p, &kernel, c.memory_bytes)?),
@@ -213,7 +229,35 @@ impl Vmm {
                 i.size, i.addr
             ))
         );
-        Ok(kernel)
+        Ok((kernel, initramfs))
+    }
+
+    /// Step 6: guest RAM in `ranges` mapped in KVM through the boot vCPU
+    /// (its registers set), so that the guest's first touch of it is not an
+    /// exit ([`prefault`]).
+    fn prefault(
+        kvm: &Kvm,
+        boot: &Vcpu,
+        mem: &GuestMemoryMmap,
+        ranges: &[prefault::Range],
+    ) -> Result<(), Error> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        match prefault::map(kvm, boot, mem, ranges)? {
+            Some(m) if m.bytes > 0 => log::info!(
+                "prefault: {} MiB of guest RAM in {} range(s): resident in {:.1} ms, mapped by KVM in {:.1} ms",
+                m.bytes >> 20,
+                ranges.len(),
+                m.populate.as_secs_f64() * 1e3,
+                m.map.as_secs_f64() * 1e3
+            ),
+            Some(_) => {}
+            None => log::info!(
+                "prefault: KVM has no KVM_PRE_FAULT_MEMORY; the guest faults its RAM in"
+            ),
+        }
+        Ok(())
     }
 
     /// Step 4: the serial console, the reset port and the PCI devices
