@@ -73,6 +73,23 @@ pub fn extract(console: &str, name: &str) -> Result<String, Error> {
     Ok(out)
 }
 
+/// The guest kernel's clocksource switches on the console: the printk time
+/// (ns) and the new clocksource of each `clocksource: Switched to
+/// clocksource NAME` line. A switch changes the rate of the guest's clock
+/// (on QEMU's TCG, `tsc-early` ran 2,680 ppm fast until the kernel refined
+/// the TSC's frequency and switched to `tsc`).
+pub fn clock_switches(console: &str) -> Vec<(u64, String)> {
+    const SWITCHED: &str = "] clocksource: Switched to clocksource ";
+    console
+        .lines()
+        .filter_map(|l| {
+            let (stamp, name) = l.split_once(SWITCHED)?;
+            let secs: f64 = stamp.rsplit_once('[')?.1.trim().parse().ok()?;
+            Some(((secs * 1e9).round() as u64, name.trim().to_string()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +139,21 @@ mod tests {
         lines[2] = lines[2][4..].to_string();
         let e = extract(&lines.join("\n"), "guest").unwrap_err();
         assert!(matches!(e, Error::Gzip(..) | Error::Base64(..)), "{e}");
+    }
+
+    #[test]
+    fn finds_the_clocksource_switches() {
+        let console = "[    0.484583] clocksource: Switched to clocksource tsc-early\r\n\
+                       [    1.681498] tsc: Refined TSC clocksource calibration: 2596.149 MHz\n\
+                       EDU-RS-TRACE-ON\n\
+                       [    1.683974] clocksource: Switched to clocksource tsc\n";
+        assert_eq!(
+            clock_switches(console),
+            vec![
+                (484_583_000, "tsc-early".to_string()),
+                (1_683_974_000, "tsc".to_string())
+            ]
+        );
+        assert!(clock_switches("clocksource: Switched to clocksource tsc").is_empty());
     }
 }

@@ -141,7 +141,8 @@ impl Run {
         // The guest's events, aligned to everything on the host.
         let console_path = dir.join("console.log");
         if console_path.exists() {
-            match console::extract(&read(&console_path)?, "guest") {
+            let console_text = read(&console_path)?;
+            match console::extract(&console_text, "guest") {
                 Ok(text) => {
                     let gp = dir.join("guest.trace");
                     fs::write(&gp, &text).map_err(|e| Error::Io(gp, e))?;
@@ -155,6 +156,8 @@ impl Run {
                     let mut guest = tracefs::convert(&text, tracefs::guest_event);
                     if !guest.is_empty() {
                         run.sources.push("guest".into());
+                        let switches = console::clock_switches(&console_text);
+                        run.notes.extend(clock_switch_notes(&switches, &guest));
                         let a = align::guest_to_host(&host, &guest);
                         if let Some(a) = &a {
                             for e in guest.iter_mut() {
@@ -178,6 +181,25 @@ impl Run {
         run.events = host;
         Ok(run)
     }
+}
+
+/// A note for each clocksource switch of the guest while it traced: its
+/// clock changed rate there, so no one line maps all its events (printk's
+/// clock and the trace's `mono` agree to well under a millisecond here).
+fn clock_switch_notes(switches: &[(u64, String)], guest: &[Event]) -> Vec<String> {
+    let (Some(first), Some(last)) = (guest.first(), guest.last()) else {
+        return Vec::new();
+    };
+    switches
+        .iter()
+        .filter(|(t, _)| (first.t_ns..=last.t_ns).contains(t))
+        .map(|(t, name)| {
+            format!(
+                "the guest's clock changed rate while it traced: at {:.6} s it switched to clocksource {name}",
+                *t as f64 / 1e9
+            )
+        })
+        .collect()
 }
 
 /// Moves every event by `offset` nanoseconds (never below 0).
@@ -240,5 +262,20 @@ mod tests {
         assert_eq!(v[0].t_ns, 0);
         shift(&mut v, 5);
         assert_eq!(v[0].t_ns, 5);
+    }
+
+    #[test]
+    fn a_clocksource_switch_while_tracing_is_noted() {
+        let guest: Vec<Event> = [1_120_000_000, 1_900_000_000]
+            .map(|t| Event::new(t, Layer::Guest, "guest", "marker", ""))
+            .into();
+        let switches = [
+            (484_583_000, "tsc-early".to_string()),
+            (1_683_974_000, "tsc".to_string()),
+        ];
+        let notes = clock_switch_notes(&switches, &guest);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("at 1.683974 s it switched to clocksource tsc"));
+        assert!(clock_switch_notes(&switches[..1], &guest).is_empty());
     }
 }
