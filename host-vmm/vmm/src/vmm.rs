@@ -177,6 +177,9 @@ impl Vmm {
     /// Step 2: guest RAM, registered with KVM one slot per region.
     fn create_memory(vm: &VmFd, size: u64) -> Result<GuestMemoryMmap, Error> {
         let mem = memory::create_guest_memory(size)?;
+        if let Err(e) = memory::advise_huge_pages(&mem) {
+            log::info!("memory: no transparent huge pages for guest RAM ({e}): 4 KiB pages");
+        }
         for (slot, region) in mem.iter().enumerate() {
             let r = kvm_userspace_memory_region {
                 slot: slot as u32,
