@@ -233,14 +233,12 @@ pub fn guest_to_host(host: &[Event], guest: &[Event]) -> Option<Alignment> {
                     .map(|(_, lo, hi)| (g.t_ns, *lo, *hi))
             })
             .collect();
-        let Some(mut fitted) = fit_dropping(&pairs, first) else {
+        let Some(fitted) = fit_dropping(&pairs, first, entries.len(), coarse.ambiguous) else {
             break;
         };
         if best.as_ref().is_some_and(|b| b.agreeing >= fitted.agreeing) {
             break;
         }
-        fitted.total = entries.len();
-        fitted.ambiguous = coarse.ambiguous;
         guess = fitted.clone();
         best = Some(fitted);
     }
@@ -248,8 +246,14 @@ pub fn guest_to_host(host: &[Event], guest: &[Event]) -> Option<Alignment> {
 }
 
 /// The line through all `pairs` (guest time, window), or through as many
-/// as possible: up to three that no line reaches are dropped.
-fn fit_dropping(pairs: &[(u64, u64, u64)], origin: u64) -> Option<Alignment> {
+/// as possible: up to three that no line reaches are dropped. `total` and
+/// `ambiguous` are the caller's, for the report.
+fn fit_dropping(
+    pairs: &[(u64, u64, u64)],
+    origin: u64,
+    total: usize,
+    ambiguous: bool,
+) -> Option<Alignment> {
     let n = pairs.len();
     for k in 0..=3.min(n.saturating_sub(1)) {
         for keep in drop_k(n, k) {
@@ -261,8 +265,8 @@ fn fit_dropping(pairs: &[(u64, u64, u64)], origin: u64) -> Option<Alignment> {
                     origin_ns: origin,
                     error_ns,
                     agreeing: chosen.len(),
-                    total: n,
-                    ambiguous: false,
+                    total,
+                    ambiguous,
                 });
             }
         }
