@@ -77,6 +77,18 @@ probes() {
 
 ended_ok() { expect "$1" 'EDU-RS-GUEST-END status=0([^0-9]|$)'; }
 
+# ticked NAME: the guest's local timer fired before its init ran (the init
+# line's timer-irqs). A guest without a tick has no timeouts, and nested
+# that was L1's TSC rate (docs/vmm.md, "A stalled guest timer"). A console
+# without an init line is left to the case's own checks.
+ticked() {
+    local n
+    n=$(tr -d '\r' <"$logs/$1.log" | sed -n 's/^EDU-RS-GUEST-START .* timer-irqs \([0-9]*\).*/\1/p' | head -n1)
+    [ "${n:-1}" != 0 ] && return 0
+    fail "$1" "the guest's local timer never fired before init (timer-irqs 0): it has no timeouts (docs/vmm.md, \"A stalled guest timer\")"
+    return 1
+}
+
 # check_l1_tsc NAME: nested, L1's early TSC calibration was off the value it
 # refined to by more than KVM's tolerance (250 ppm: the case's premise), and
 # still L1's KVM took the L2 VMM's TSC rate and L2's local timer ticked
