@@ -91,22 +91,22 @@ ticked() {
 
 # check_l1_tsc NAME: nested, L1's early TSC calibration was off the value it
 # refined to by more than KVM's tolerance (250 ppm: the case's premise), and
-# still L1's KVM took the L2 VMM's TSC rate and L2's local timer ticked
-# before its init (docs/vmm.md, "A stalled guest timer").
+# still L1's KVM took the L2 VMM's TSC rate (docs/vmm.md, "A stalled guest
+# timer"). That L2's timer ticked before init is `ticked`, which case_
+# holds every case to.
 check_l1_tsc() {
     local early refined
     early=$(sed -n 's/.*\] tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' "$logs/$1.log" | head -n1)
     refined=$(sed -n 's/.*Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' "$logs/$1.log" | head -n1)
     if [ -z "$early" ] || [ -z "$refined" ]; then
-        fail "$1" "L1 printed no early ('tsc: Detected') or no refined TSC calibration"
+        fail "$1" "L1 printed no early ('tsc: Detected') or no refined TSC calibration (tsc_early_khz from the host's cpu MHz?)"
         return 1
     fi
     if ! awk -v e="$early" -v r="$refined" 'BEGIN { d = (e - r) / r; exit !(d > 0.00025 || d < -0.00025) }'; then
         fail "$1" "premise: L1's early TSC calibration ($early MHz) is within 250 ppm of its refined one ($refined MHz)"
         return 1
     fi
-    ended_ok "$1" && reject "$1" 'user requested TSC rate below hardware speed' &&
-        expect "$1" '^EDU-RS-GUEST-START .* timer-irqs [1-9][0-9]*$'
+    ended_ok "$1" && reject "$1" 'user requested TSC rate below hardware speed'
 }
 
 check_probe_1() { probes "$1" 1 && ended_ok "$1"; }
